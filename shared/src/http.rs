@@ -1,0 +1,266 @@
+//! The plain-data view of a request and a response that filters hand to the core.
+//!
+//! Header names are lower-cased on the way in, as Envoy does (`Http::LowerCaseString`), and
+//! order is kept, so a rule sees exactly what the proxy would forward.
+
+use std::net::IpAddr;
+
+/// An ordered multimap of headers with lower-case names, as Envoy keeps them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Headers {
+    pairs: Vec<(String, String)>,
+}
+
+impl Headers {
+    /// An empty map.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Builds a map from pairs, lower-casing every name.
+    pub fn from_pairs<K: AsRef<str>, V: Into<String>>(pairs: impl IntoIterator<Item = (K, V)>) -> Self {
+        let mut headers = Self::new();
+        for (name, value) in pairs {
+            headers.add(name.as_ref(), value);
+        }
+        headers
+    }
+
+    /// The first value of `name`, as Envoy's `get_header_map_value` returns it.
+    pub fn get(&self, name: &str) -> Option<&str> {
+        self.pairs
+            .iter()
+            .find(|(key, _)| key.eq_ignore_ascii_case(name))
+            .map(|(_, value)| value.as_str())
+    }
+
+    /// Every value of `name`, in order.
+    pub fn get_all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
+        self.pairs
+            .iter()
+            .filter(move |(key, _)| key.eq_ignore_ascii_case(name))
+            .map(|(_, value)| value.as_str())
+    }
+
+    /// Whether `name` is present at all.
+    pub fn contains(&self, name: &str) -> bool {
+        self.get(name).is_some()
+    }
+
+    /// Appends a value (Envoy's `addCopy`).
+    pub fn add(&mut self, name: &str, value: impl Into<String>) {
+        self.pairs.push((name.to_ascii_lowercase(), value.into()));
+    }
+
+    /// Replaces every value of `name` with one (Envoy's `setCopy`).
+    pub fn set(&mut self, name: &str, value: impl Into<String>) {
+        self.remove(name);
+        self.add(name, value);
+    }
+
+    /// Removes every value of `name`.
+    pub fn remove(&mut self, name: &str) {
+        self.pairs.retain(|(key, _)| !key.eq_ignore_ascii_case(name));
+    }
+
+    /// All pairs in order.
+    pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.pairs.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+    }
+
+    /// How many pairs (not distinct names) the map holds.
+    pub fn len(&self) -> usize {
+        self.pairs.len()
+    }
+
+    /// Whether the map holds no pair.
+    pub fn is_empty(&self) -> bool {
+        self.pairs.is_empty()
+    }
+
+    /// Applies header operations in order.
+    pub fn apply(&mut self, ops: &[crate::decision::HeaderOp]) {
+        for op in ops {
+            op.apply_to(self);
+        }
+    }
+}
+
+/// What the core needs to know about a request, read once in the headers phase.
+///
+/// Request headers are unavailable to a filter after `on_http_request_headers` returns, so
+/// everything a later phase needs is captured here.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RequestView {
+    /// `:method`, as sent.
+    pub method: String,
+    /// `:path`, including the query string, as sent.
+    pub path: String,
+    /// `:authority` (the host, possibly with a port).
+    pub authority: String,
+    /// `:scheme`.
+    pub scheme: String,
+    /// All headers, pseudo-headers included, lower-case names.
+    pub headers: Headers,
+    /// The downstream peer's address (`source.address`), when known.
+    pub source_ip: Option<IpAddr>,
+    /// The URI SAN of the downstream mTLS peer certificate (`connection.uri_san_peer_certificate`).
+    pub peer_principal: Option<String>,
+    /// The matched Envoy route's name (`xds.route_name`), when the route has one.
+    pub route_name: Option<String>,
+}
+
+impl RequestView {
+    /// The path without its query string.
+    pub fn path_only(&self) -> &str {
+        split_query(&self.path).0
+    }
+
+    /// The query string without `?`, if any.
+    pub fn query(&self) -> Option<&str> {
+        split_query(&self.path).1
+    }
+
+    /// The host without a port, lower-cased by the caller's comparisons.
+    pub fn host(&self) -> &str {
+        host_without_port(&self.authority)
+    }
+}
+
+/// What the core needs to know about a response (upstream or local reply).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ResponseView {
+    /// `:status`; 0 when the status is missing or not a number.
+    pub status: u16,
+    /// All headers, lower-case names.
+    pub headers: Headers,
+}
+
+/// Splits `/a/b?x=1` into `("/a/b", Some("x=1"))`.
+pub fn split_query(path: &str) -> (&str, Option<&str>) {
+    match path.split_once('?') {
+        Some((path, query)) => (path, Some(query)),
+        None => (path, None),
+    }
+}
+
+/// `example.com:8443` -> `example.com`; `[::1]:80` -> `[::1]`.
+pub fn host_without_port(authority: &str) -> &str {
+    if authority.starts_with('[') {
+        return match authority.find(']') {
+            Some(end) => &authority[..=end],
+            None => authority,
+        };
+    }
+    match authority.rsplit_once(':') {
+        Some((host, port)) if !port.is_empty() && port.bytes().all(|b| b.is_ascii_digit()) => host,
+        _ => authority,
+    }
+}
+
+/// Parses Envoy's `source.address` value (`1.2.3.4:5678`, `[::1]:5678`) into an IP.
+pub fn parse_socket_ip(address: &str) -> Option<IpAddr> {
+    if let Ok(socket) = address.parse::<std::net::SocketAddr>() {
+        return Some(socket.ip());
+    }
+    address.parse::<IpAddr>().ok()
+}
+
+/// Iterates `name=value` pairs of a query string or form body, without decoding.
+pub fn query_pairs(query: &str) -> impl Iterator<Item = (&str, &str)> {
+    query
+        .split('&')
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| pair.split_once('=').unwrap_or((pair, "")))
+}
+
+/// Percent-decodes `input` (and `+` as space when `plus_as_space`), replacing invalid UTF-8.
+pub fn percent_decode(input: &str, plus_as_space: bool) -> String {
+    let bytes = input.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'%' if i + 2 < bytes.len() => {
+                match (hex_value(bytes[i + 1]), hex_value(bytes[i + 2])) {
+                    (Some(hi), Some(lo)) => {
+                        out.push(hi << 4 | lo);
+                        i += 3;
+                        continue;
+                    }
+                    _ => out.push(b'%'),
+                }
+            }
+            b'+' if plus_as_space => out.push(b' '),
+            byte => out.push(byte),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn hex_value(byte: u8) -> Option<u8> {
+    match byte {
+        b'0'..=b'9' => Some(byte - b'0'),
+        b'a'..=b'f' => Some(byte - b'a' + 10),
+        b'A'..=b'F' => Some(byte - b'A' + 10),
+        _ => None,
+    }
+}
+
+/// Iterates the `name=value` pairs of a `cookie` header value.
+pub fn cookie_pairs(cookie: &str) -> impl Iterator<Item = (&str, &str)> {
+    cookie.split(';').filter_map(|pair| {
+        let (name, value) = pair.split_once('=')?;
+        Some((name.trim(), value.trim()))
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn headers_follow_envoy_semantics() {
+        let mut headers = Headers::from_pairs([("X-A", "1"), ("x-a", "2"), ("B", "3")]);
+        assert_eq!(headers.get("x-a"), Some("1"));
+        assert_eq!(headers.get_all("X-A").collect::<Vec<_>>(), ["1", "2"]);
+        headers.set("x-a", "9");
+        assert_eq!(headers.get_all("x-a").collect::<Vec<_>>(), ["9"]);
+        headers.remove("b");
+        assert!(!headers.contains("b"));
+        assert_eq!(headers.iter().collect::<Vec<_>>(), [("x-a", "9")]);
+    }
+
+    #[test]
+    fn splits_path_and_host() {
+        assert_eq!(split_query("/a?b=1?c"), ("/a", Some("b=1?c")));
+        assert_eq!(split_query("/a"), ("/a", None));
+        assert_eq!(host_without_port("example.com:8443"), "example.com");
+        assert_eq!(host_without_port("example.com"), "example.com");
+        assert_eq!(host_without_port("[::1]:80"), "[::1]");
+        assert_eq!(host_without_port("host:"), "host:");
+    }
+
+    #[test]
+    fn parses_envoy_source_addresses() {
+        assert_eq!(parse_socket_ip("127.0.0.1:55634"), "127.0.0.1".parse().ok());
+        assert_eq!(parse_socket_ip("[::1]:80"), "::1".parse().ok());
+        assert_eq!(parse_socket_ip("10.0.0.1"), "10.0.0.1".parse().ok());
+        assert_eq!(parse_socket_ip("nonsense"), None);
+    }
+
+    #[test]
+    fn percent_decoding_keeps_invalid_escapes() {
+        assert_eq!(percent_decode("%2e%2E/%41", false), "../A");
+        assert_eq!(percent_decode("a+b%", true), "a b%");
+        assert_eq!(percent_decode("%zz%4", false), "%zz%4");
+        assert_eq!(percent_decode("%ff", false), "\u{fffd}");
+    }
+
+    #[test]
+    fn iterates_query_and_cookie_pairs() {
+        assert_eq!(query_pairs("a=1&&b&c=").collect::<Vec<_>>(), [("a", "1"), ("b", ""), ("c", "")]);
+        assert_eq!(cookie_pairs("sid=abc; theme = dark;bad").collect::<Vec<_>>(), [("sid", "abc"), ("theme", "dark")]);
+    }
+}

@@ -1,0 +1,1 @@
+//! Placeholder: this layer has not landed yet.

@@ -1,0 +1,1 @@
+//! Test infrastructure: placeholder until the host lands.
