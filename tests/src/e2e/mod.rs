@@ -1,0 +1,1 @@
+//! Placeholder: the real-Envoy runner lands here.

@@ -1,0 +1,1 @@
+//! Placeholder: the wasmtime proxy-wasm host lands here.
