@@ -158,7 +158,7 @@ impl RouteMatch {
         self.route_name.as_ref().is_none_or(|name| request.route_name.as_deref() == Some(name.as_str()))
             && self.path.as_ref().is_none_or(|path| path.matches(&request.path))
             && self.host.as_ref().is_none_or(|host| host.matches(request.host()))
-            && (self.methods.is_empty() || self.methods.iter().any(|m| *m == request.method))
+            && (self.methods.is_empty() || self.methods.contains(&request.method))
     }
 }
 
