@@ -1,0 +1,483 @@
+//! A bounded, iterative JSON scanner: checks syntax (RFC 8259) and the `json` limits with an
+//! explicit stack, so no body can exhaust the call stack, and hands every decoded string (keys
+//! and values, at every level) with its JSON Pointer to a visitor.
+//!
+//! Bodies are parsed into a `serde_json::Value` (for the schema) only after this scan has
+//! proved the nesting is within `max_depth` (at most 64, under serde_json's limit of 128).
+
+use super::config::JsonLimitsConfig;
+use crate::config::ConfigError;
+
+/// Deepest nesting a config may allow; serde_json itself stops at 128.
+const MAX_DEPTH_LIMIT: usize = 64;
+
+/// Compiled `json` limits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct JsonLimits {
+    max_depth: usize,
+    max_keys: usize,
+    max_string_bytes: usize,
+    max_array_items: usize,
+}
+
+impl JsonLimits {
+    /// Checks the numbers.
+    pub fn compile(config: &JsonLimitsConfig, field: &str) -> Result<Self, ConfigError> {
+        if !(1..=MAX_DEPTH_LIMIT).contains(&config.max_depth) {
+            return Err(ConfigError::new(
+                format!("{field}.max_depth"),
+                format!("must be between 1 and {MAX_DEPTH_LIMIT}"),
+            ));
+        }
+        for (name, value) in [
+            ("max_keys", config.max_keys),
+            ("max_string_bytes", config.max_string_bytes),
+            ("max_array_items", config.max_array_items),
+        ] {
+            if value == 0 {
+                return Err(ConfigError::new(format!("{field}.{name}"), "must be at least 1"));
+            }
+        }
+        Ok(Self {
+            max_depth: config.max_depth,
+            max_keys: config.max_keys,
+            max_string_bytes: config.max_string_bytes,
+            max_array_items: config.max_array_items,
+        })
+    }
+}
+
+/// Why a scan stopped.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ScanError {
+    /// Not UTF-8, or not JSON; the byte offset where it went wrong.
+    Syntax(usize),
+    /// A `json` limit was exceeded at this pointer; the string names the limit.
+    Limit(String, &'static str),
+    /// The visitor asked to stop.
+    Stopped,
+}
+
+/// One step of a JSON Pointer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Segment {
+    /// An object member.
+    Key(String),
+    /// An array item.
+    Index(usize),
+}
+
+/// Renders a JSON Pointer (RFC 6901); keys are sanitized and truncated so that a pointer
+/// written to a reply or a log can never carry a payload.
+pub fn pointer(segments: &[Segment]) -> String {
+    let mut out = String::new();
+    for segment in segments {
+        out.push('/');
+        match segment {
+            Segment::Key(key) => out.push_str(&super::rule::sanitize(&key.replace('~', "~0").replace('/', "~1"))),
+            Segment::Index(i) => out.push_str(&i.to_string()),
+        }
+    }
+    out
+}
+
+/// Whether a decoded string is an object key or a value.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StrRole {
+    /// An object member name; the pointer is the object's.
+    Key,
+    /// A string value; the pointer is the value's.
+    Value,
+}
+
+enum Frame {
+    Object { keys: usize },
+    Array { items: usize },
+}
+
+/// Scans `body`; `visit` gets each decoded string and returns false to stop.
+pub fn scan(
+    body: &[u8],
+    limits: &JsonLimits,
+    visit: &mut dyn FnMut(&[Segment], StrRole, &str) -> bool,
+) -> Result<(), ScanError> {
+    let text = std::str::from_utf8(body).map_err(|err| ScanError::Syntax(err.valid_up_to()))?;
+    Scanner { text, bytes: text.as_bytes(), pos: 0, limits, stack: Vec::new(), path: Vec::new() }.run(visit)
+}
+
+struct Scanner<'a> {
+    text: &'a str,
+    bytes: &'a [u8],
+    pos: usize,
+    limits: &'a JsonLimits,
+    stack: Vec<Frame>,
+    path: Vec<Segment>,
+}
+
+impl Scanner<'_> {
+    fn run(mut self, visit: &mut dyn FnMut(&[Segment], StrRole, &str) -> bool) -> Result<(), ScanError> {
+        'value: loop {
+            // A value starts here.
+            self.skip_ws();
+            match self.peek() {
+                Some(b'{') => {
+                    self.open()?;
+                    self.stack.push(Frame::Object { keys: 0 });
+                    self.skip_ws();
+                    if self.peek() == Some(b'}') {
+                        self.pos += 1;
+                        self.stack.pop();
+                    } else {
+                        self.key(visit)?;
+                        continue 'value;
+                    }
+                }
+                Some(b'[') => {
+                    self.open()?;
+                    self.stack.push(Frame::Array { items: 0 });
+                    self.skip_ws();
+                    if self.peek() == Some(b']') {
+                        self.pos += 1;
+                        self.stack.pop();
+                    } else {
+                        self.next_item()?;
+                        continue 'value;
+                    }
+                }
+                Some(b'"') => {
+                    let value = self.string()?;
+                    if !visit(&self.path, StrRole::Value, &value) {
+                        return Err(ScanError::Stopped);
+                    }
+                }
+                Some(b't') => self.literal(b"true")?,
+                Some(b'f') => self.literal(b"false")?,
+                Some(b'n') => self.literal(b"null")?,
+                Some(b'-' | b'0'..=b'9') => self.number()?,
+                _ => return Err(ScanError::Syntax(self.pos)),
+            }
+            // After a complete value: close containers or move to the next member/item.
+            loop {
+                self.skip_ws();
+                match (self.stack.last(), self.peek()) {
+                    (None, None) => return Ok(()),
+                    (None, Some(_)) => return Err(ScanError::Syntax(self.pos)),
+                    (Some(Frame::Object { .. }), Some(b',')) => {
+                        self.pos += 1;
+                        self.path.pop();
+                        self.key(visit)?;
+                        continue 'value;
+                    }
+                    (Some(Frame::Object { .. }), Some(b'}')) | (Some(Frame::Array { .. }), Some(b']')) => {
+                        self.pos += 1;
+                        self.path.pop();
+                        self.stack.pop();
+                    }
+                    (Some(Frame::Array { .. }), Some(b',')) => {
+                        self.pos += 1;
+                        self.path.pop();
+                        self.next_item()?;
+                        continue 'value;
+                    }
+                    _ => return Err(ScanError::Syntax(self.pos)),
+                }
+            }
+        }
+    }
+
+    fn open(&mut self) -> Result<(), ScanError> {
+        self.pos += 1;
+        if self.stack.len() >= self.limits.max_depth {
+            return Err(self.limit("max_depth"));
+        }
+        Ok(())
+    }
+
+    fn limit(&self, name: &'static str) -> ScanError {
+        ScanError::Limit(pointer(&self.path), name)
+    }
+
+    fn next_item(&mut self) -> Result<(), ScanError> {
+        let Some(Frame::Array { items }) = self.stack.last_mut() else {
+            return Err(ScanError::Syntax(self.pos));
+        };
+        let index = *items;
+        *items += 1;
+        if *items > self.limits.max_array_items {
+            return Err(self.limit("max_array_items"));
+        }
+        self.path.push(Segment::Index(index));
+        Ok(())
+    }
+
+    fn key(&mut self, visit: &mut dyn FnMut(&[Segment], StrRole, &str) -> bool) -> Result<(), ScanError> {
+        self.skip_ws();
+        if self.peek() != Some(b'"') {
+            return Err(ScanError::Syntax(self.pos));
+        }
+        let key = self.string()?;
+        let Some(Frame::Object { keys }) = self.stack.last_mut() else {
+            return Err(ScanError::Syntax(self.pos));
+        };
+        *keys += 1;
+        if *keys > self.limits.max_keys {
+            return Err(self.limit("max_keys"));
+        }
+        if !visit(&self.path, StrRole::Key, &key) {
+            return Err(ScanError::Stopped);
+        }
+        self.skip_ws();
+        if self.peek() != Some(b':') {
+            return Err(ScanError::Syntax(self.pos));
+        }
+        self.pos += 1;
+        self.path.push(Segment::Key(key));
+        Ok(())
+    }
+
+    fn peek(&self) -> Option<u8> {
+        self.bytes.get(self.pos).copied()
+    }
+
+    fn skip_ws(&mut self) {
+        while matches!(self.peek(), Some(b' ' | b'\t' | b'\n' | b'\r')) {
+            self.pos += 1;
+        }
+    }
+
+    fn literal(&mut self, word: &[u8]) -> Result<(), ScanError> {
+        if self.bytes.get(self.pos..self.pos + word.len()) == Some(word) {
+            self.pos += word.len();
+            Ok(())
+        } else {
+            Err(ScanError::Syntax(self.pos))
+        }
+    }
+
+    fn digits(&mut self) -> usize {
+        let start = self.pos;
+        while matches!(self.peek(), Some(b'0'..=b'9')) {
+            self.pos += 1;
+        }
+        self.pos - start
+    }
+
+    fn number(&mut self) -> Result<(), ScanError> {
+        if self.peek() == Some(b'-') {
+            self.pos += 1;
+        }
+        match self.peek() {
+            Some(b'0') => self.pos += 1,
+            Some(b'1'..=b'9') => {
+                self.digits();
+            }
+            _ => return Err(ScanError::Syntax(self.pos)),
+        }
+        if self.peek() == Some(b'.') {
+            self.pos += 1;
+            if self.digits() == 0 {
+                return Err(ScanError::Syntax(self.pos));
+            }
+        }
+        if matches!(self.peek(), Some(b'e' | b'E')) {
+            self.pos += 1;
+            if matches!(self.peek(), Some(b'+' | b'-')) {
+                self.pos += 1;
+            }
+            if self.digits() == 0 {
+                return Err(ScanError::Syntax(self.pos));
+            }
+        }
+        Ok(())
+    }
+
+    /// Decodes a string starting at its opening quote.
+    fn string(&mut self) -> Result<String, ScanError> {
+        self.pos += 1;
+        let mut out = String::new();
+        loop {
+            let start = self.pos;
+            while matches!(self.peek(), Some(b) if b != b'"' && b != b'\\' && b >= 0x20) {
+                self.pos += 1;
+            }
+            // The input is a &str and the run stops only at ASCII bytes, so it is whole UTF-8.
+            out.push_str(self.text.get(start..self.pos).unwrap_or_default());
+            if out.len() > self.limits.max_string_bytes {
+                return Err(self.limit("max_string_bytes"));
+            }
+            match self.peek() {
+                Some(b'"') => {
+                    self.pos += 1;
+                    return Ok(out);
+                }
+                Some(b'\\') => {
+                    self.pos += 1;
+                    let escaped = self.peek().ok_or(ScanError::Syntax(self.pos))?;
+                    self.pos += 1;
+                    match escaped {
+                        b'"' => out.push('"'),
+                        b'\\' => out.push('\\'),
+                        b'/' => out.push('/'),
+                        b'b' => out.push('\u{8}'),
+                        b'f' => out.push('\u{c}'),
+                        b'n' => out.push('\n'),
+                        b'r' => out.push('\r'),
+                        b't' => out.push('\t'),
+                        b'u' => out.push(self.unicode_escape()?),
+                        _ => return Err(ScanError::Syntax(self.pos - 1)),
+                    }
+                }
+                _ => return Err(ScanError::Syntax(self.pos)),
+            }
+        }
+    }
+
+    fn hex4(&mut self) -> Result<u32, ScanError> {
+        let digits = self.bytes.get(self.pos..self.pos + 4).ok_or(ScanError::Syntax(self.pos))?;
+        let text = std::str::from_utf8(digits).map_err(|_| ScanError::Syntax(self.pos))?;
+        if !text.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Err(ScanError::Syntax(self.pos));
+        }
+        let value = u32::from_str_radix(text, 16).map_err(|_| ScanError::Syntax(self.pos))?;
+        self.pos += 4;
+        Ok(value)
+    }
+
+    /// `\uXXXX`, joining surrogate pairs; a lone surrogate is invalid (as serde_json says).
+    fn unicode_escape(&mut self) -> Result<char, ScanError> {
+        let at = self.pos;
+        let first = self.hex4()?;
+        let code = if (0xD800..0xDC00).contains(&first) {
+            if self.bytes.get(self.pos..self.pos + 2) != Some(b"\\u") {
+                return Err(ScanError::Syntax(at));
+            }
+            self.pos += 2;
+            let second = self.hex4()?;
+            if !(0xDC00..0xE000).contains(&second) {
+                return Err(ScanError::Syntax(at));
+            }
+            0x10000 + ((first - 0xD800) << 10) + (second - 0xDC00)
+        } else {
+            first
+        };
+        char::from_u32(code).ok_or(ScanError::Syntax(at))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn limits(json: &str) -> JsonLimits {
+        JsonLimits::compile(&serde_json::from_str(json).unwrap(), "json").unwrap()
+    }
+
+    fn strings(body: &str) -> Result<Vec<(String, StrRole, String)>, ScanError> {
+        let mut seen = Vec::new();
+        scan(body.as_bytes(), &limits("{}"), &mut |path, role, s| {
+            seen.push((pointer(path), role, s.to_string()));
+            true
+        })?;
+        Ok(seen)
+    }
+
+    fn check(json_limits: &str, body: &str) -> Result<(), ScanError> {
+        scan(body.as_bytes(), &limits(json_limits), &mut |_, _, _| true)
+    }
+
+    #[test]
+    fn visits_every_string_with_its_pointer() {
+        let seen = strings(r#"{"a":{"b/c":["x",{"d~":"y\u00e9\n"}]},"e":"\ud83d\ude00"}"#).unwrap();
+        use StrRole::*;
+        let expected = [
+            ("", Key, "a"),
+            ("/a", Key, "b/c"),
+            ("/a/b~1c/0", Value, "x"),
+            ("/a/b~1c/1", Key, "d~"),
+            ("/a/b~1c/1/d~0", Value, "yé\n"),
+            ("", Key, "e"),
+            ("/e", Value, "😀"),
+        ];
+        let expected: Vec<_> = expected.iter().map(|(p, r, s)| (p.to_string(), *r, s.to_string())).collect();
+        assert_eq!(seen, expected);
+    }
+
+    #[test]
+    fn accepts_exactly_what_serde_json_accepts() {
+        let cases = [
+            "0",
+            "-0.5e+10",
+            "\"s\"",
+            "true",
+            " null ",
+            "[]",
+            "{}",
+            "[1,[2,{}]]",
+            r#"{"a":1,"b":[true,false]}"#,
+            "",
+            "01",
+            "1.",
+            "-",
+            ".5",
+            "1e",
+            "[1,]",
+            "{,}",
+            r#"{"a"}"#,
+            r#"{"a":1,}"#,
+            "[1 2]",
+            "tru",
+            "nul",
+            "\"\\x\"",
+            "\"\\ud800\"",
+            "\"\\udc00\"",
+            "\"\t\"",
+            "1 2",
+            "{\"a\":1}}",
+            "[",
+            "\"abc",
+            "{\"a\" 1}",
+            "\"\\u12\"",
+            "[1]x",
+            "\u{feff}1",
+        ];
+        for case in cases {
+            let ours = check("{}", case).is_ok();
+            let serde = serde_json::from_str::<serde_json::Value>(case).is_ok();
+            assert_eq!(ours, serde, "{case:?}");
+        }
+        assert_eq!(scan(b"\"\xff\"", &limits("{}"), &mut |_, _, _| true), Err(ScanError::Syntax(1)));
+    }
+
+    #[test]
+    fn depth_at_its_boundary_and_far_beyond_without_recursion() {
+        assert!(check(r#"{"max_depth":3}"#, "[[[1]]]").is_ok());
+        assert_eq!(check(r#"{"max_depth":3}"#, "[[[[1]]]]"), Err(ScanError::Limit("/0/0/0".into(), "max_depth")));
+        assert!(check(r#"{"max_depth":2}"#, r#"{"a":{"b":1}}"#).is_ok());
+        assert!(check(r#"{"max_depth":2}"#, r#"{"a":{"b":[]}}"#).is_err());
+        let hostile = "[".repeat(1_000_000);
+        assert_eq!(check("{}", &hostile), Err(ScanError::Limit(pointer(&vec![Segment::Index(0); 32]), "max_depth")));
+    }
+
+    #[test]
+    fn keys_strings_and_arrays_at_their_boundaries() {
+        assert!(check(r#"{"max_keys":2}"#, r#"{"a":1,"b":2}"#).is_ok());
+        assert_eq!(check(r#"{"max_keys":2}"#, r#"{"a":1,"b":2,"c":3}"#), Err(ScanError::Limit("".into(), "max_keys")));
+        assert!(check(r#"{"max_string_bytes":3}"#, r#"["abc","\u00e9a"]"#).is_ok());
+        assert_eq!(
+            check(r#"{"max_string_bytes":3}"#, r#"{"k":"abcd"}"#),
+            Err(ScanError::Limit("/k".into(), "max_string_bytes"))
+        );
+        assert!(check(r#"{"max_string_bytes":3}"#, r#"{"abcd":1}"#).is_err(), "keys count too");
+        assert!(check(r#"{"max_array_items":2}"#, "[1,2]").is_ok());
+        assert_eq!(
+            check(r#"{"max_array_items":2}"#, r#"{"a":[1,2,3]}"#),
+            Err(ScanError::Limit("/a".into(), "max_array_items"))
+        );
+    }
+
+    #[test]
+    fn visitor_can_stop_the_scan() {
+        let result = scan(br#"["a","b"]"#, &limits("{}"), &mut |_, _, s| s != "a");
+        assert_eq!(result, Err(ScanError::Stopped));
+    }
+}
