@@ -11,7 +11,7 @@ DIST := $(CURDIR)/dist
 export PALISADE_DIST := $(DIST)
 export PALISADE_ENVOY := $(ENVOY)
 
-.PHONY: build test test-core test-core-wasm test-host lint demo bench toolchain envoy clean
+.PHONY: build test test-core test-core-wasm test-host lint bench toolchain envoy clean
 
 # The toolchain is pinned by rust-toolchain.toml; this installs it and the wasm target.
 toolchain:
@@ -25,14 +25,16 @@ $(ENVOY):
 	@$(ENVOY) --version
 
 build: toolchain
-	cargo build --release --target $(WASM_TARGET) $(foreach f,$(FILTERS),-p palisade-$(f))
+	cargo build --release --target $(WASM_TARGET) $(foreach f,$(FILTERS),-p palisade-$(f)) -p palisade-probe
 	@mkdir -p $(DIST)
 	@for f in $(FILTERS); do \
 		cp target/$(WASM_TARGET)/release/palisade_$$(echo $$f | tr - _).wasm $(DIST)/$$f.wasm; \
 		printf '%-22s %8d bytes\n' $$f.wasm $$(stat -c %s $(DIST)/$$f.wasm); \
 	done
+	@# The host tests' probe filter (tests/probe): not a product filter.
+	@cp target/$(WASM_TARGET)/release/palisade_probe.wasm $(DIST)/probe.wasm
 
-test: build envoy test-core test-host
+test: build envoy test-core test-core-wasm test-host
 
 # The core natively, every layer enabled.
 test-core: toolchain

@@ -1,0 +1,135 @@
+//! Header maps with Envoy's semantics (notes §2.4): lower-cased keys, insertion order, `add`
+//! appends, `replace` sets all values, `remove` drops all, `get` gives the first value.
+
+/// An ordered multi-map of lower-cased header names to byte values.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Headers {
+    pairs: Vec<(String, Vec<u8>)>,
+}
+
+impl Headers {
+    /// An empty map.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A map from pairs, keys lower-cased, order kept.
+    pub fn from_pairs<K: AsRef<[u8]>, V: AsRef<[u8]>>(pairs: impl IntoIterator<Item = (K, V)>) -> Self {
+        let mut map = Self::new();
+        for (key, value) in pairs {
+            map.add(key.as_ref(), value.as_ref());
+        }
+        map
+    }
+
+    /// The first value of `name`, lossily decoded as UTF-8.
+    pub fn get(&self, name: &str) -> Option<String> {
+        self.get_bytes(name.as_bytes()).map(|v| String::from_utf8_lossy(v).into_owned())
+    }
+
+    /// The first value of `name` as bytes.
+    pub fn get_bytes(&self, name: &[u8]) -> Option<&[u8]> {
+        let name = lower(name);
+        self.pairs.iter().find(|(k, _)| *k == name).map(|(_, v)| v.as_slice())
+    }
+
+    /// Every value of `name`, in order, lossily decoded.
+    pub fn get_all(&self, name: &str) -> Vec<String> {
+        let name = lower(name.as_bytes());
+        self.pairs.iter().filter(|(k, _)| *k == name).map(|(_, v)| String::from_utf8_lossy(v).into_owned()).collect()
+    }
+
+    /// Whether `name` is present.
+    pub fn contains(&self, name: &str) -> bool {
+        self.get_bytes(name.as_bytes()).is_some()
+    }
+
+    /// Appends a value (Envoy `addCopy`).
+    pub fn add(&mut self, name: &[u8], value: &[u8]) {
+        self.pairs.push((lower(name), value.to_vec()));
+    }
+
+    /// Replaces every value of `name` with one value, keeping the first position (Envoy `setCopy`).
+    pub fn replace(&mut self, name: &[u8], value: &[u8]) {
+        let name = lower(name);
+        match self.pairs.iter().position(|(k, _)| *k == name) {
+            Some(first) => {
+                if let Some(slot) = self.pairs.get_mut(first) {
+                    slot.1 = value.to_vec();
+                }
+                let mut index = 0;
+                self.pairs.retain(|(k, _)| {
+                    let keep = index <= first || *k != name;
+                    index += 1;
+                    keep
+                });
+            }
+            None => self.pairs.push((name, value.to_vec())),
+        }
+    }
+
+    /// Removes every value of `name`.
+    pub fn remove(&mut self, name: &[u8]) {
+        let name = lower(name);
+        self.pairs.retain(|(k, _)| *k != name);
+    }
+
+    /// Replaces the whole map (Envoy removes every key then adds the pairs).
+    pub fn set_pairs(&mut self, pairs: Vec<(Vec<u8>, Vec<u8>)>) {
+        self.pairs.clear();
+        for (key, value) in pairs {
+            self.add(&key, &value);
+        }
+    }
+
+    /// The pairs in order.
+    pub fn pairs(&self) -> &[(String, Vec<u8>)] {
+        &self.pairs
+    }
+
+    /// The pairs in order, values lossily decoded.
+    pub fn to_strings(&self) -> Vec<(String, String)> {
+        self.pairs.iter().map(|(k, v)| (k.clone(), String::from_utf8_lossy(v).into_owned())).collect()
+    }
+
+    /// Number of values.
+    pub fn len(&self) -> usize {
+        self.pairs.len()
+    }
+
+    /// Whether the map holds nothing.
+    pub fn is_empty(&self) -> bool {
+        self.pairs.is_empty()
+    }
+
+    /// Byte size as `proxy_get_header_map_size` reports it (keys plus values).
+    pub fn byte_size(&self) -> usize {
+        self.pairs.iter().map(|(k, v)| k.len() + v.len()).sum()
+    }
+}
+
+fn lower(name: &[u8]) -> String {
+    String::from_utf8_lossy(name).to_ascii_lowercase()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn envoy_semantics() {
+        let mut map = Headers::new();
+        map.add(b"X-A", b"1");
+        map.add(b"x-b", b"2");
+        map.add(b"x-a", b"3");
+        assert_eq!(map.get("x-a").as_deref(), Some("1"));
+        assert_eq!(map.get_all("X-A"), vec!["1", "3"]);
+        map.replace(b"x-a", b"9");
+        assert_eq!(map.to_strings(), vec![("x-a".into(), "9".into()), ("x-b".into(), "2".into())]);
+        map.remove(b"X-B");
+        map.remove(b"absent");
+        assert_eq!(map.len(), 1);
+        map.replace(b"new", b"v");
+        assert_eq!(map.get("new").as_deref(), Some("v"));
+    }
+}
