@@ -11,7 +11,7 @@ DIST := $(CURDIR)/dist
 export PALISADE_DIST := $(DIST)
 export PALISADE_ENVOY := $(ENVOY)
 
-.PHONY: build test test-core test-core-wasm test-host lint bench toolchain envoy clean
+.PHONY: build test test-core test-core-wasm test-host lint demo demo-check bench toolchain envoy clean
 
 # The toolchain is pinned by rust-toolchain.toml; this installs it and the wasm target.
 toolchain:
@@ -55,8 +55,14 @@ lint: toolchain
 	cargo clippy --workspace --all-targets --all-features -- -D warnings
 	cargo clippy --target $(WASM_TARGET) $(foreach f,$(FILTERS),-p palisade-$(f)) -- -D warnings
 
+# Echo upstream + Envoy with envoy-config/demo.yaml (ports 10000, admin 9901, echo 8080) and a
+# walkthrough of curl exchanges; runs until Ctrl-C. demo-check runs the walkthrough and fails on
+# any unexpected status (the tests run it on free ports: tests/tests/demo.rs).
 demo: build envoy
-	@echo "demo: lands with the e2e runner"
+	cargo run --quiet -p palisade-tests --bin demo
+
+demo-check: build envoy
+	cargo run --quiet -p palisade-tests --bin demo -- --check
 
 clean:
 	cargo clean
