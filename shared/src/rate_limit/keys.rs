@@ -1,0 +1,260 @@
+//! Rate-limit keys as descriptors: ordered `(key, value)` entries, as Envoy's rate limit
+//! service protocol (`RateLimitDescriptor.entries`) expresses them.
+//!
+//! ```json
+//! "key": ["client_ip", {"header": "x-api-key"}, {"query": "api_key"}, "subject",
+//!         "consumer", {"claim": "org.id"}, "route"]
+//! ```
+//!
+//! Each source names its descriptor entry (`remote_address`, `header.x-api-key`,
+//! `query.api_key`, `subject`, `consumer`, `claim.org.id`, `route`); the limit's name and, for
+//! tiered limits, the tier come first. The local table hashes exactly these entries, so a global
+//! backend can later send the same descriptors to a rate limit service with no config change.
+
+use std::net::IpAddr;
+
+use serde::Deserialize;
+
+use crate::config::ConfigError;
+use crate::http::{parse_socket_ip, percent_decode, query_pairs, RequestView};
+use crate::identity::{claim_strings, ClaimPath, Identity};
+
+use super::table::push_field;
+
+/// Where one part of a key comes from, as written in config.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum KeySourceConfig {
+    /// The client IP (`source.address`, or `X-Forwarded-For` per `trusted_proxies`).
+    ClientIp,
+    /// A request header's first value.
+    Header(String),
+    /// A query parameter's first value, percent-decoded.
+    Query(String),
+    /// The identity's subject (`sub`).
+    Subject,
+    /// The identity's consumer (API key owner).
+    Consumer,
+    /// A claim of the identity, dotted or `[bracketed]` path.
+    Claim(String),
+    /// The Envoy route's name (`xds.route_name`).
+    Route,
+}
+
+/// A compiled key source.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeySource {
+    /// The client IP.
+    ClientIp,
+    /// A header, name lower-cased.
+    Header(String),
+    /// A query parameter.
+    Query(String),
+    /// The identity's subject.
+    Subject,
+    /// The identity's consumer.
+    Consumer,
+    /// A claim, with the path as written (it names the descriptor entry).
+    Claim(ClaimPath, String),
+    /// The Envoy route's name.
+    Route,
+}
+
+impl KeySource {
+    /// Compiles a source; `field` names it in errors.
+    pub fn compile(config: &KeySourceConfig, field: &str) -> Result<Self, ConfigError> {
+        Ok(match config {
+            KeySourceConfig::ClientIp => KeySource::ClientIp,
+            KeySourceConfig::Header(name) => {
+                let valid = !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_".contains(&b));
+                if !valid {
+                    return Err(ConfigError::new(format!("{field}.header"), "must be a header name"));
+                }
+                KeySource::Header(name.to_ascii_lowercase())
+            }
+            KeySourceConfig::Query(name) => {
+                if name.is_empty() {
+                    return Err(ConfigError::new(format!("{field}.query"), "must not be empty"));
+                }
+                KeySource::Query(name.clone())
+            }
+            KeySourceConfig::Subject => KeySource::Subject,
+            KeySourceConfig::Consumer => KeySource::Consumer,
+            KeySourceConfig::Claim(path) => match ClaimPath::parse(path) {
+                Some(parsed) => KeySource::Claim(parsed, path.clone()),
+                None => return Err(ConfigError::new(format!("{field}.claim"), "must be a claim path like org.id")),
+            },
+            KeySourceConfig::Route => KeySource::Route,
+        })
+    }
+
+    /// The descriptor entry's key.
+    pub fn descriptor_key(&self) -> String {
+        match self {
+            KeySource::ClientIp => "remote_address".into(),
+            KeySource::Header(name) => format!("header.{name}"),
+            KeySource::Query(name) => format!("query.{name}"),
+            KeySource::Subject => "subject".into(),
+            KeySource::Consumer => "consumer".into(),
+            KeySource::Claim(_, path) => format!("claim.{path}"),
+            KeySource::Route => "route".into(),
+        }
+    }
+
+    /// The value for this request; `None` when the source is absent or empty.
+    pub fn resolve(&self, request: &Facts<'_>) -> Option<String> {
+        let value = match self {
+            KeySource::ClientIp => request.client_ip.map(|ip| ip.to_string()),
+            KeySource::Header(name) => request.request.headers.get(name).map(str::to_string),
+            KeySource::Query(name) => request
+                .request
+                .query()
+                .and_then(|query| query_pairs(query).find(|(key, _)| percent_decode(key, true) == *name))
+                .map(|(_, value)| percent_decode(value, true)),
+            KeySource::Subject => request.identity.and_then(|id| id.subject.clone()),
+            KeySource::Consumer => request.identity.and_then(|id| id.consumer.clone()),
+            KeySource::Claim(path, _) => {
+                let values = claim_strings(request.identity?.claim(path)?, false);
+                Some(values.join(","))
+            }
+            KeySource::Route => request.request.route_name.clone(),
+        }?;
+        (!value.is_empty()).then_some(value)
+    }
+}
+
+/// What keys are read from: the request, the identity, the client IP already resolved.
+#[derive(Debug, Clone, Copy)]
+pub struct Facts<'a> {
+    /// The request.
+    pub request: &'a RequestView,
+    /// The identity from filter state, if any (an unreadable one is `None`).
+    pub identity: Option<&'a Identity>,
+    /// The client IP per `trusted_proxies`.
+    pub client_ip: Option<IpAddr>,
+}
+
+/// The client IP: the peer address with no trusted proxy, else the `trusted_proxies`-th entry
+/// of `X-Forwarded-For` counted from the right (each trusted proxy appends the address it saw,
+/// so entries further left were written by the client and cannot be trusted).
+pub fn client_ip(request: &RequestView, trusted_proxies: u32) -> Option<IpAddr> {
+    if trusted_proxies == 0 {
+        return request.source_ip;
+    }
+    let entries: Vec<&str> =
+        request.headers.get_all("x-forwarded-for").flat_map(|value| value.split(',')).map(str::trim).collect();
+    let index = entries.len().checked_sub(usize::try_from(trusted_proxies).ok()?)?;
+    parse_socket_ip(entries.get(index)?)
+}
+
+/// An ordered list of descriptor entries identifying one bucket.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Descriptor {
+    /// `(key, value)` entries, in order.
+    pub entries: Vec<(String, String)>,
+}
+
+impl Descriptor {
+    /// Length-prefixed bytes of every entry, the input of the fingerprint.
+    pub fn encode(&self) -> Vec<u8> {
+        let mut out = Vec::new();
+        for (key, value) in &self.entries {
+            push_field(&mut out, key.as_bytes());
+            push_field(&mut out, value.as_bytes());
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http::Headers;
+    use serde_json::json;
+
+    fn request() -> RequestView {
+        RequestView {
+            method: "GET".into(),
+            path: "/v1/items?api%5Fkey=k%2B1&x=&api_key=second".into(),
+            headers: Headers::from_pairs([
+                ("x-api-key", "key-1"),
+                ("x-forwarded-for", "203.0.113.9, 198.51.100.7"),
+                ("X-Forwarded-For", "192.0.2.1:443"),
+                ("x-empty", ""),
+            ]),
+            source_ip: "10.0.0.2".parse().ok(),
+            route_name: Some("items".into()),
+            ..RequestView::default()
+        }
+    }
+
+    fn identity() -> Identity {
+        Identity {
+            provider: "corp".into(),
+            subject: Some("alice".into()),
+            claims: json!({"org": {"id": 42}, "groups": ["a", "b"]}).as_object().unwrap().clone(),
+            ..Identity::default()
+        }
+    }
+
+    fn source(json: &str) -> Result<KeySource, ConfigError> {
+        KeySource::compile(&serde_json::from_str(json).unwrap(), "key[0]")
+    }
+
+    #[test]
+    fn client_ip_counts_trusted_proxies_from_the_right() {
+        let request = request();
+        assert_eq!(client_ip(&request, 0), "10.0.0.2".parse().ok());
+        assert_eq!(client_ip(&request, 1), "192.0.2.1".parse().ok());
+        assert_eq!(client_ip(&request, 2), "198.51.100.7".parse().ok());
+        assert_eq!(client_ip(&request, 3), "203.0.113.9".parse().ok());
+        assert_eq!(client_ip(&request, 4), None);
+        let mut forged = request.clone();
+        forged.headers = Headers::from_pairs([("x-forwarded-for", "not-an-ip")]);
+        assert_eq!(client_ip(&forged, 1), None);
+    }
+
+    #[test]
+    fn resolves_every_source() {
+        let request = request();
+        let identity = identity();
+        let facts = Facts { request: &request, identity: Some(&identity), client_ip: client_ip(&request, 0) };
+        let cases = [
+            (r#""client_ip""#, Some("10.0.0.2"), "remote_address"),
+            (r#"{"header":"X-Api-Key"}"#, Some("key-1"), "header.x-api-key"),
+            (r#"{"header":"x-empty"}"#, None, "header.x-empty"),
+            (r#"{"query":"api_key"}"#, Some("k+1"), "query.api_key"),
+            (r#"{"query":"x"}"#, None, "query.x"),
+            (r#""subject""#, Some("alice"), "subject"),
+            (r#""consumer""#, None, "consumer"),
+            (r#"{"claim":"org.id"}"#, Some("42"), "claim.org.id"),
+            (r#"{"claim":"groups"}"#, Some("a,b"), "claim.groups"),
+            (r#"{"claim":"missing"}"#, None, "claim.missing"),
+            (r#""route""#, Some("items"), "route"),
+        ];
+        for (json, value, key) in cases {
+            let source = source(json).unwrap();
+            assert_eq!(source.resolve(&facts).as_deref(), value, "{json}");
+            assert_eq!(source.descriptor_key(), key);
+        }
+        let anonymous = Facts { identity: None, ..facts };
+        assert_eq!(source(r#""subject""#).unwrap().resolve(&anonymous), None);
+    }
+
+    #[test]
+    fn rejects_bad_sources() {
+        assert_eq!(source(r#"{"header":"bad name"}"#).unwrap_err().to_string(), "key[0].header: must be a header name");
+        assert_eq!(source(r#"{"query":""}"#).unwrap_err().to_string(), "key[0].query: must not be empty");
+        assert_eq!(
+            source(r#"{"claim":"a..b"}"#).unwrap_err().to_string(),
+            "key[0].claim: must be a claim path like org.id"
+        );
+    }
+
+    #[test]
+    fn descriptor_encoding_keeps_entry_boundaries() {
+        let a = Descriptor { entries: vec![("k".into(), "ab".into()), ("c".into(), String::new())] };
+        let b = Descriptor { entries: vec![("k".into(), "a".into()), ("bc".into(), String::new())] };
+        assert_ne!(a.encode(), b.encode());
+    }
+}
