@@ -1,0 +1,115 @@
+//! Key sets and verified tokens kept per VM, backed by shared data (one copy per proxy).
+//!
+//! Shared-data keys (see `palisade_core::jwt::remote` and `palisade_core::jwt::cache`):
+//! `palisade.jwt.jwks.<provider>` the last good JWKS and fetch bookkeeping,
+//! `palisade.jwt.lease.<provider>` who fetches, `palisade.jwt.kidmiss.<provider>` the latest
+//! kid-miss request, `palisade.jwt.cache.<slot>` verified tokens.
+
+use std::collections::HashMap;
+
+use palisade_core::jwt::cache::{slot_key, CacheEntry, MemoryCache, TokenCache, TokenHash};
+use palisade_core::jwt::config::CacheConfig;
+use palisade_core::jwt::keys::{Algorithm, KeyOrigin, KeySet};
+use palisade_core::jwt::remote::{kid_miss_key, record_key, JwksRecord};
+use palisade_core::jwt::KeyStore;
+use palisade_glue::now_millis;
+use proxy_wasm::hostcalls;
+
+/// How often a VM looks for a newer JWKS in shared data once it has one.
+const RECHECK_MS: u64 = 1000;
+
+struct ProviderKeys {
+    algorithms: Vec<Algorithm>,
+    cas: Option<u32>,
+    checked_at: u64,
+    set: Option<KeySet>,
+}
+
+/// The parsed key sets of remote providers in this VM, reloaded when shared data changes.
+pub struct VmKeys {
+    providers: HashMap<String, ProviderKeys>,
+}
+
+impl VmKeys {
+    /// Keys for these remote providers and their algorithm allow-lists.
+    pub fn new(providers: Vec<(String, Vec<Algorithm>)>) -> Self {
+        Self {
+            providers: providers
+                .into_iter()
+                .map(|(name, algorithms)| (name, ProviderKeys { algorithms, cas: None, checked_at: 0, set: None }))
+                .collect(),
+        }
+    }
+}
+
+impl KeyStore for VmKeys {
+    fn key_set(&mut self, provider: &str) -> Option<&KeySet> {
+        let entry = self.providers.get_mut(provider)?;
+        let now = now_millis();
+        if entry.set.is_none() || now >= entry.checked_at.saturating_add(RECHECK_MS) {
+            entry.checked_at = now;
+            if let Ok((Some(bytes), cas)) = hostcalls::get_shared_data(&record_key(provider)) {
+                if cas != entry.cas {
+                    let parsed = JwksRecord::decode(&bytes)
+                        .and_then(|record| record.jwks)
+                        .and_then(|jwks| KeySet::parse(jwks.as_bytes(), &entry.algorithms, KeyOrigin::Public).ok());
+                    if let Some(set) = parsed {
+                        entry.set = Some(set);
+                        entry.cas = cas;
+                    }
+                }
+            }
+        }
+        entry.set.as_ref()
+    }
+}
+
+/// Asks the fetching root context for a refetch of `provider`'s JWKS.
+pub fn request_kid_miss_refetch(provider: &str, now_ms: u64) {
+    let _ = hostcalls::set_shared_data(&kid_miss_key(provider), Some(&now_ms.to_be_bytes()), None);
+}
+
+/// The verified-token cache: a per-VM LRU in front of the proxy-wide slots in shared data.
+pub struct SharedCache {
+    memory: MemoryCache,
+    slots: u32,
+    max_entry_bytes: usize,
+}
+
+impl SharedCache {
+    /// A cache sized by the config.
+    pub fn new(config: &CacheConfig) -> Self {
+        Self {
+            memory: MemoryCache::new(config.max_entries, config.max_bytes),
+            slots: if config.enabled { config.shared_slots } else { 0 },
+            max_entry_bytes: config.max_entry_bytes,
+        }
+    }
+}
+
+impl TokenCache for SharedCache {
+    fn lookup(&mut self, hash: &TokenHash) -> Option<CacheEntry> {
+        if let Some(entry) = self.memory.lookup(hash) {
+            return Some(entry);
+        }
+        if self.slots == 0 {
+            return None;
+        }
+        let (bytes, _) = hostcalls::get_shared_data(&slot_key(hash, self.slots)).ok()?;
+        let bytes = bytes?;
+        let entry = CacheEntry::decode(&bytes).filter(|entry| &entry.token_hash == hash)?;
+        self.memory.insert(entry.clone(), bytes.len());
+        Some(entry)
+    }
+
+    fn store(&mut self, entry: CacheEntry) {
+        let bytes = entry.encode();
+        if bytes.len() > self.max_entry_bytes {
+            return;
+        }
+        if self.slots > 0 {
+            let _ = hostcalls::set_shared_data(&slot_key(&entry.token_hash, self.slots), Some(&bytes), None);
+        }
+        self.memory.insert(entry, bytes.len());
+    }
+}

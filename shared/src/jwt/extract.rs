@@ -1,0 +1,258 @@
+//! Where a credential is looked for, and how it is removed before the upstream sees it.
+//!
+//! ```json
+//! {"from_headers": [{"name": "authorization", "value_prefix": "Bearer "}],
+//!  "from_params": ["access_token"], "from_cookies": ["session"], "forward": false}
+//! ```
+//!
+//! With no location configured a JWT provider reads `Authorization: Bearer <token>` and the
+//! `access_token` query parameter, as Envoy does. Prefixes match case-insensitively. A header
+//! carrying a token is removed whole, a query parameter is cut from `:path`, a cookie from
+//! `cookie`, unless `forward` is set.
+
+use serde::Deserialize;
+
+use crate::config::ConfigError;
+use crate::decision::HeaderOp;
+use crate::http::{cookie_pairs, percent_decode, query_pairs, split_query, RequestView};
+
+/// A header location, as written in config.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HeaderSourceConfig {
+    /// Header name.
+    pub name: String,
+    /// Text before the token, e.g. `Bearer `; matched case-insensitively.
+    #[serde(default)]
+    pub value_prefix: String,
+}
+
+/// The locations of one provider's credential.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Sources {
+    headers: Vec<(String, String)>,
+    params: Vec<String>,
+    cookies: Vec<String>,
+}
+
+/// Where a credential was found.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Location {
+    /// In this header (lower-case).
+    Header(String),
+    /// In this query parameter.
+    Param(String),
+    /// In this cookie.
+    Cookie(String),
+}
+
+/// A credential and where it was.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Found {
+    /// The credential, prefix removed.
+    pub value: String,
+    /// Its location.
+    pub location: Location,
+}
+
+impl Sources {
+    /// Compiles locations; `default_header` applies when none is given.
+    pub fn compile(
+        headers: &[HeaderSourceConfig],
+        params: &[String],
+        cookies: &[String],
+        defaults: (HeaderSourceConfig, Option<&str>),
+        field: &str,
+    ) -> Result<Self, ConfigError> {
+        let mut compiled = Self::default();
+        for (i, header) in headers.iter().enumerate() {
+            let name = header.name.to_ascii_lowercase();
+            if !is_token(&name) || name.starts_with(':') {
+                return Err(ConfigError::new(format!("{field}.from_headers[{i}].name"), "must be a header name"));
+            }
+            compiled.headers.push((name, header.value_prefix.clone()));
+        }
+        for (i, param) in params.iter().enumerate() {
+            if param.is_empty() || param.contains(['&', '=']) {
+                return Err(ConfigError::new(format!("{field}.from_params[{i}]"), "must be a query parameter name"));
+            }
+        }
+        for (i, cookie) in cookies.iter().enumerate() {
+            if !is_token(cookie) {
+                return Err(ConfigError::new(format!("{field}.from_cookies[{i}]"), "must be a cookie name"));
+            }
+        }
+        compiled.params = params.to_vec();
+        compiled.cookies = cookies.to_vec();
+        if headers.is_empty() && params.is_empty() && cookies.is_empty() {
+            let (header, param) = defaults;
+            compiled.headers.push((header.name, header.value_prefix));
+            compiled.params.extend(param.map(str::to_string));
+        }
+        Ok(compiled)
+    }
+
+    /// The first credential found, headers first, then parameters, then cookies.
+    pub fn find(&self, request: &RequestView) -> Option<Found> {
+        for (name, prefix) in &self.headers {
+            for value in request.headers.get_all(name) {
+                if let Some(token) = strip_prefix_ignore_case(value, prefix) {
+                    let token = token.trim();
+                    if !token.is_empty() {
+                        return Some(Found { value: token.to_string(), location: Location::Header(name.clone()) });
+                    }
+                }
+            }
+        }
+        if let Some(query) = request.query() {
+            for param in &self.params {
+                if let Some((_, value)) = query_pairs(query).find(|(name, value)| name == param && !value.is_empty()) {
+                    return Some(Found {
+                        value: percent_decode(value, false),
+                        location: Location::Param(param.clone()),
+                    });
+                }
+            }
+        }
+        for cookie in &self.cookies {
+            for header in request.headers.get_all("cookie") {
+                if let Some((_, value)) = cookie_pairs(header).find(|(name, value)| name == cookie && !value.is_empty())
+                {
+                    return Some(Found { value: value.to_string(), location: Location::Cookie(cookie.clone()) });
+                }
+            }
+        }
+        None
+    }
+}
+
+/// The header operations that remove credentials at `locations` from the request.
+pub fn strip(request: &RequestView, locations: &[Location]) -> Vec<HeaderOp> {
+    let mut ops = Vec::new();
+    let mut params = Vec::new();
+    let mut cookies = Vec::new();
+    for location in locations {
+        match location {
+            Location::Header(name) if !ops.contains(&HeaderOp::Remove(name.clone())) => {
+                ops.push(HeaderOp::Remove(name.clone()))
+            }
+            Location::Header(_) => {}
+            Location::Param(name) => params.push(name.as_str()),
+            Location::Cookie(name) => cookies.push(name.as_str()),
+        }
+    }
+    if !params.is_empty() {
+        let (path, query) = split_query(&request.path);
+        let kept: Vec<&str> = query
+            .unwrap_or_default()
+            .split('&')
+            .filter(|pair| !pair.is_empty() && !params.contains(&pair.split_once('=').map_or(*pair, |(n, _)| n)))
+            .collect();
+        let new_path = if kept.is_empty() { path.to_string() } else { format!("{path}?{}", kept.join("&")) };
+        ops.push(HeaderOp::Set(":path".into(), new_path));
+    }
+    if !cookies.is_empty() {
+        let kept: Vec<String> = request
+            .headers
+            .get_all("cookie")
+            .flat_map(|header| header.split(';'))
+            .map(str::trim)
+            .filter(|pair| {
+                !pair.is_empty() && !cookies.contains(&pair.split_once('=').map_or(*pair, |(n, _)| n.trim()))
+            })
+            .map(str::to_string)
+            .collect();
+        ops.push(if kept.is_empty() {
+            HeaderOp::Remove("cookie".into())
+        } else {
+            HeaderOp::Set("cookie".into(), kept.join("; "))
+        });
+    }
+    ops
+}
+
+fn strip_prefix_ignore_case<'a>(value: &'a str, prefix: &str) -> Option<&'a str> {
+    let head = value.get(..prefix.len())?;
+    head.eq_ignore_ascii_case(prefix).then(|| value.get(prefix.len()..)).flatten()
+}
+
+/// An RFC 7230 token (header and cookie names).
+fn is_token(name: &str) -> bool {
+    !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http::Headers;
+
+    fn bearer() -> (HeaderSourceConfig, Option<&'static str>) {
+        (HeaderSourceConfig { name: "authorization".into(), value_prefix: "Bearer ".into() }, Some("access_token"))
+    }
+
+    fn request(path: &str, headers: &[(&str, &str)]) -> RequestView {
+        RequestView {
+            method: "GET".into(),
+            path: path.into(),
+            headers: Headers::from_pairs(headers.iter().copied()),
+            ..RequestView::default()
+        }
+    }
+
+    #[test]
+    fn defaults_are_bearer_then_access_token() {
+        let sources = Sources::compile(&[], &[], &[], bearer(), "p").unwrap();
+        let found = sources.find(&request("/", &[("Authorization", "bearer abc")])).unwrap();
+        assert_eq!(found, Found { value: "abc".into(), location: Location::Header("authorization".into()) });
+        let found = sources.find(&request("/?x=1&access_token=a%2Eb", &[])).unwrap();
+        assert_eq!(found.value, "a.b");
+        assert_eq!(sources.find(&request("/", &[("authorization", "Basic abc")])), None);
+        assert_eq!(sources.find(&request("/", &[("authorization", "Bearer ")])), None);
+    }
+
+    #[test]
+    fn configured_locations_replace_the_defaults() {
+        let headers = [HeaderSourceConfig { name: "X-Token".into(), value_prefix: String::new() }];
+        let sources = Sources::compile(&headers, &[], &["sid".into()], bearer(), "p").unwrap();
+        assert_eq!(sources.find(&request("/", &[("authorization", "Bearer a")])), None);
+        assert_eq!(sources.find(&request("/", &[("x-token", "t1")])).unwrap().value, "t1");
+        let found = sources.find(&request("/", &[("cookie", "a=1; sid=t2")])).unwrap();
+        assert_eq!(found.location, Location::Cookie("sid".into()));
+        assert_eq!(found.value, "t2");
+    }
+
+    #[test]
+    fn strips_headers_params_and_cookies() {
+        let req = request("/a?access_token=t&b=2", &[("authorization", "Bearer t"), ("cookie", "sid=t; theme=dark")]);
+        let ops = strip(
+            &req,
+            &[
+                Location::Header("authorization".into()),
+                Location::Param("access_token".into()),
+                Location::Cookie("sid".into()),
+            ],
+        );
+        assert_eq!(
+            ops,
+            [
+                HeaderOp::Remove("authorization".into()),
+                HeaderOp::Set(":path".into(), "/a?b=2".into()),
+                HeaderOp::Set("cookie".into(), "theme=dark".into()),
+            ]
+        );
+        let only = request("/a?access_token=t", &[("cookie", "sid=t")]);
+        let ops = strip(&only, &[Location::Param("access_token".into()), Location::Cookie("sid".into())]);
+        assert_eq!(ops, [HeaderOp::Set(":path".into(), "/a".into()), HeaderOp::Remove("cookie".into())]);
+    }
+
+    #[test]
+    fn bad_locations_are_config_errors() {
+        let bad = [HeaderSourceConfig { name: "bad header".into(), value_prefix: String::new() }];
+        let err = Sources::compile(&bad, &[], &[], bearer(), "providers.a").unwrap_err();
+        assert_eq!(err.to_string(), "providers.a.from_headers[0].name: must be a header name");
+        let err = Sources::compile(&[], &["a=b".into()], &[], bearer(), "p").unwrap_err();
+        assert_eq!(err.to_string(), "p.from_params[0]: must be a query parameter name");
+        let err = Sources::compile(&[], &[], &["a b".into()], bearer(), "p").unwrap_err();
+        assert_eq!(err.to_string(), "p.from_cookies[0]: must be a cookie name");
+    }
+}

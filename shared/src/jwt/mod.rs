@@ -1,0 +1,332 @@
+//! JWT and API-key authentication, as Envoy's `jwt_authn` does it, and the identity it produces.
+//!
+//! ```json
+//! {"providers": {"corp": {"issuer": "https://auth.example.com", "audiences": ["api"],
+//!    "algorithms": ["ES256"], "remote_jwks": {"cluster": "auth", "path": "/.well-known/jwks.json"},
+//!    "claim_to_headers": [{"claim": "realm_access.roles", "header": "x-roles"}]}},
+//!  "api_keys": {"partners": {"keys": [{"sha256": "<hex>", "consumer": "acme", "tier": "gold"}]}},
+//!  "rules": [{"match": {"path": {"prefix": "/health"}}, "requires": "none"},
+//!            {"match": {}, "requires": {"any": [{"provider": "corp"}, {"provider": "partners"}]}}]}
+//! ```
+//!
+//! A request to `/api` with a valid ES256 token of that issuer and audience passes with its
+//! identity in filter state and `x-roles: admin,ops`; without a token it gets a 401 and
+//! `WWW-Authenticate: Bearer realm="<host>"`; with an expired one a 401 with
+//! `error="invalid_token"`; with a token for another audience a 403.
+//!
+//! Modules: [`config`] (config and compiled [`Policy`]), [`keys`] (JWK Sets), [`verify`]
+//! (one token), [`extract`] (token locations), [`requirement`] (the per-route tree),
+//! [`output`] (identity and headers), [`api_key`], [`cache`] (verified tokens),
+//! [`remote`] (JWKS fetching as a state machine), [`failure`] (statuses and bodies).
+
+pub mod api_key;
+pub mod cache;
+pub mod config;
+pub mod extract;
+pub mod failure;
+pub mod keys;
+pub mod output;
+pub mod remote;
+pub mod requirement;
+pub mod verify;
+
+#[cfg(test)]
+pub(crate) mod testdata;
+
+use std::collections::HashMap;
+
+use crate::audit::{AuditDecision, AuditEvent};
+use crate::decision::{HeaderOp, LocalReply, Verdict};
+use crate::http::RequestView;
+use crate::identity::Identity;
+
+use cache::{token_hash, CacheEntry, TokenCache};
+pub use config::Policy;
+use config::{KeySource, Provider, ProviderKind};
+use extract::Location;
+pub use failure::Failure;
+use keys::KeySet;
+use requirement::{Evaluation, ProviderResult};
+use verify::ParsedToken;
+
+/// The filter name in audit events.
+pub const FILTER: &str = "jwt-authn";
+
+/// The current keys of remote providers, kept by the filter.
+pub trait KeyStore {
+    /// The key set of remote provider `provider`, or `None` while none has been fetched.
+    fn key_set(&mut self, provider: &str) -> Option<&KeySet>;
+}
+
+/// A key store with no keys (for policies without remote providers, and tests).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct NoKeys;
+
+impl KeyStore for NoKeys {
+    fn key_set(&mut self, _: &str) -> Option<&KeySet> {
+        None
+    }
+}
+
+/// The outcome for one request.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Outcome {
+    /// Let it pass, with these header changes, and this identity for later filters.
+    Allow {
+        /// Identity of the first verified provider, if any.
+        identity: Option<Identity>,
+        /// Header operations (inbound forgeries and tokens removed, outputs set).
+        header_ops: Vec<HeaderOp>,
+    },
+    /// Answer locally.
+    Deny {
+        /// Why.
+        failure: Failure,
+        /// The reply.
+        reply: LocalReply,
+    },
+    /// Pause until these remote providers have keys, then ask again.
+    WaitForKeys {
+        /// The providers without keys.
+        providers: Vec<String>,
+    },
+}
+
+/// An outcome and what happened on the way (for metrics and JWKS refetches).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Decision {
+    /// The outcome.
+    pub outcome: Outcome,
+    /// Remote providers whose keys lacked a token's `kid`: ask for a refetch.
+    pub kid_misses: Vec<String>,
+    /// Cache hits.
+    pub cache_hits: u32,
+    /// Cache misses (tokens verified by signature).
+    pub cache_misses: u32,
+}
+
+impl Decision {
+    /// The verdict to apply (a wait is the caller's to handle; it maps to a 503 here).
+    pub fn verdict(&self, realm: &str) -> Verdict {
+        match &self.outcome {
+            Outcome::Allow { header_ops, .. } => Verdict::Continue(header_ops.clone()),
+            Outcome::Deny { reply, .. } => Verdict::Respond(reply.clone()),
+            Outcome::WaitForKeys { .. } => Verdict::Respond(Failure::KeysUnavailable.reply(realm)),
+        }
+    }
+
+    /// The audit event of a denial.
+    pub fn audit(&self, request: &RequestView) -> Option<AuditEvent> {
+        match &self.outcome {
+            Outcome::Deny { failure, reply } => {
+                Some(AuditEvent::new(FILTER, AuditDecision::Deny, failure.code(), request).status(reply.status))
+            }
+            _ => None,
+        }
+    }
+}
+
+/// What one provider found and made of the request, remembered for the requirement tree.
+struct ProviderState {
+    result: ProviderResult,
+    location: Option<Location>,
+    identity: Option<Identity>,
+    header_ops: Vec<HeaderOp>,
+}
+
+impl Policy {
+    /// The realm of `WWW-Authenticate` for `request`.
+    pub fn realm(&self, request: &RequestView) -> String {
+        self.realm.clone().unwrap_or_else(|| failure::sanitize_realm(request.host()))
+    }
+
+    /// Decides a request at `now` (Unix seconds).
+    pub fn authenticate(
+        &self,
+        request: &RequestView,
+        now: u64,
+        keys: &mut dyn KeyStore,
+        cache: &mut dyn TokenCache,
+    ) -> Decision {
+        let mut decision = Decision {
+            outcome: Outcome::Allow { identity: None, header_ops: Vec::new() },
+            kid_misses: Vec::new(),
+            cache_hits: 0,
+            cache_misses: 0,
+        };
+        let mut header_ops: Vec<HeaderOp> = self.output_headers.iter().map(|h| HeaderOp::Remove(h.clone())).collect();
+        if self.bypass_cors_preflight && is_cors_preflight(request) {
+            decision.outcome = Outcome::Allow { identity: None, header_ops };
+            return decision;
+        }
+        let Some(requirement) = self.rules.select(request) else {
+            let failure = Failure::NoMatchingRule;
+            decision.outcome = Outcome::Deny { failure, reply: failure.reply(&self.realm(request)) };
+            return decision;
+        };
+        let mut states: HashMap<usize, ProviderState> = HashMap::new();
+        let evaluation = requirement.evaluate(self.providers.len(), &mut |i| {
+            if let Some(state) = states.get(&i) {
+                return state.result;
+            }
+            let state = match self.providers.get(i) {
+                Some(provider) => self.run_provider(provider, request, now, keys, cache, &mut decision),
+                None => ProviderState {
+                    result: ProviderResult::Missing,
+                    location: None,
+                    identity: None,
+                    header_ops: Vec::new(),
+                },
+            };
+            let result = state.result;
+            states.insert(i, state);
+            result
+        });
+        decision.outcome = match evaluation {
+            Evaluation::Pass(verified) => {
+                let locations: Vec<Location> = states
+                    .iter()
+                    .filter(|(i, _)| self.providers.get(**i).is_some_and(|p| !p.forward))
+                    .filter_map(|(_, state)| state.location.clone())
+                    .collect();
+                header_ops.extend(extract::strip(request, &locations));
+                let mut identity = None;
+                for i in &verified {
+                    if let Some(state) = states.get_mut(i) {
+                        header_ops.append(&mut state.header_ops);
+                        if identity.is_none() {
+                            identity = state.identity.take();
+                        }
+                    }
+                }
+                if self.identity_headers {
+                    header_ops.extend(identity.iter().flat_map(Identity::header_ops));
+                }
+                Outcome::Allow { identity, header_ops }
+            }
+            Evaluation::Fail(failure) => Outcome::Deny { failure, reply: failure.reply(&self.realm(request)) },
+            Evaluation::NeedKeys(ids) => Outcome::WaitForKeys {
+                providers: ids.iter().filter_map(|i| self.providers.get(*i)).map(|p| p.name.clone()).collect(),
+            },
+        };
+        decision
+    }
+
+    fn run_provider(
+        &self,
+        provider: &Provider,
+        request: &RequestView,
+        now: u64,
+        keys: &mut dyn KeyStore,
+        cache: &mut dyn TokenCache,
+        decision: &mut Decision,
+    ) -> ProviderState {
+        let Some(found) = provider.sources.find(request) else {
+            return ProviderState {
+                result: ProviderResult::Missing,
+                location: None,
+                identity: None,
+                header_ops: Vec::new(),
+            };
+        };
+        let location = Some(found.location);
+        let failed = |failure, location| ProviderState {
+            result: ProviderResult::Failed(failure),
+            location,
+            identity: None,
+            header_ops: Vec::new(),
+        };
+        if found.value.len() > self.max_token_bytes {
+            return failed(Failure::TooLarge, location);
+        }
+        let jwt = match &provider.kind {
+            ProviderKind::ApiKey(api_keys) => {
+                return match api_keys.authenticate(&found.value) {
+                    Some(key) => ProviderState {
+                        result: ProviderResult::Verified,
+                        location,
+                        identity: Some(Identity {
+                            provider: provider.name.clone(),
+                            consumer: Some(key.consumer.clone()),
+                            tier: key.tier.clone(),
+                            ..Identity::default()
+                        }),
+                        header_ops: Vec::new(),
+                    },
+                    None => failed(Failure::ApiKeyInvalid, location),
+                };
+            }
+            ProviderKind::Jwt(jwt) => jwt,
+        };
+        let token = found.value.as_str();
+        let key_set = match &jwt.keys {
+            KeySource::Static(set) => Some(set),
+            KeySource::Remote(_) => keys.key_set(&provider.name),
+        };
+        let hash = token_hash(token);
+        let payload_b64 = token.split('.').nth(1).unwrap_or_default();
+        let verified = |claims: &serde_json::Map<String, serde_json::Value>, location| {
+            let identity = jwt.output.identity(&provider.name, claims);
+            let header_ops = jwt.output.header_ops(&identity, payload_b64);
+            ProviderState { result: ProviderResult::Verified, location, identity: Some(identity), header_ops }
+        };
+        if let Some(set) = key_set {
+            if self.cache.enabled {
+                if let Some(entry) = cache
+                    .lookup(&hash)
+                    .filter(|e| e.usable(&hash, &provider.name, set.version() ^ jwt.rules_fingerprint, now))
+                {
+                    decision.cache_hits += 1;
+                    return verified(&entry.claims, location);
+                }
+            }
+        }
+        let parsed = match ParsedToken::parse(token, self.max_token_bytes) {
+            Ok(parsed) => parsed,
+            Err(failure) => return failed(failure, location),
+        };
+        if let Err(failure) = parsed.check_claims(&jwt.rules, now) {
+            return failed(failure, location);
+        }
+        let Some(set) = key_set else {
+            return ProviderState {
+                result: ProviderResult::NeedKeys,
+                location,
+                identity: None,
+                header_ops: Vec::new(),
+            };
+        };
+        decision.cache_misses += 1;
+        if let Err(failure) = parsed.check_signature(token, set, &jwt.rules, now) {
+            if failure == Failure::UnknownKid && matches!(jwt.keys, KeySource::Remote(_)) {
+                decision.kid_misses.push(provider.name.clone());
+            }
+            return failed(failure, location);
+        }
+        let version = set.version() ^ jwt.rules_fingerprint;
+        let verified_token = parsed.into_verified();
+        let state = verified(&verified_token.claims, location);
+        if self.cache.enabled {
+            let valid_until = verified_token.exp.unwrap_or(now.saturating_add(self.cache.ttl_without_exp_seconds));
+            let entry = CacheEntry {
+                token_hash: hash,
+                provider: provider.name.clone(),
+                key_set_version: version,
+                valid_until,
+                claims: verified_token.claims,
+            };
+            cache.store(entry);
+        }
+        state
+    }
+}
+
+/// `OPTIONS` with `Origin` and `Access-Control-Request-Method`: a CORS preflight.
+pub fn is_cors_preflight(request: &RequestView) -> bool {
+    request.method == "OPTIONS"
+        && request.headers.contains("origin")
+        && request.headers.contains("access-control-request-method")
+}
+
+#[cfg(test)]
+mod tests;
