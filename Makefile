@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 .DEFAULT_GOAL := build
 
-FILTERS := security-headers jwt-authn authz rate-limit request-validation
+FILTERS := security-headers jwt-authn authz rate-limit request-validation field-encryption
 WASM_TARGET := wasm32-wasip1
 ENVOY_VERSION := 1.40.0
 VENV := $(CURDIR)/.venv

@@ -1,4 +1,345 @@
-//! Placeholder until this filter lands.
+//! Palisade field-encryption: encrypts configured JSON fields of request bodies before the
+//! upstream sees them, and decrypts them in response bodies for callers allowed to read them.
+//!
+//! Thin glue around [`palisade_core::encryption`]: the root context compiles the config (keys
+//! come from the VM's environment variables); each stream picks its route and captures the
+//! identity in the request headers phase (request headers are gone later), removes
+//! `content-length` in both directions when the body may change, buffers bodies until
+//! `end_of_stream`, and replaces them whole. Nonces come from WASI `random_get`; per-key
+//! encryption counts live in shared data so every worker's VM counts against one limit.
+
+use std::collections::BTreeMap;
+use std::rc::Rc;
+
+use palisade_core::audit::{AuditDecision, AuditEvent};
+use palisade_core::encryption::transform::FAILURE_REASONS;
+use palisade_core::encryption::{
+    Decrypted, Encrypted, LedgerError, NonceSource, Policy, RandomUnavailable, Refusal, UsageLedger,
+};
+use palisade_core::http::RequestView;
+use palisade_core::identity::Identity;
+use palisade_glue::Counter;
+use proxy_wasm::hostcalls;
+use proxy_wasm::traits::{Context, HttpContext, RootContext};
+use proxy_wasm::types::{Action, ContextType, LogLevel, Status};
+
 proxy_wasm::main! {{
-    proxy_wasm::set_log_level(proxy_wasm::types::LogLevel::Info);
+    proxy_wasm::set_log_level(LogLevel::Info);
+    proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(EncryptionRoot { state: None }) });
 }}
+
+const FILTER: &str = "field-encryption";
+
+/// The compiled policy and its counters, shared by every HTTP context of the VM.
+struct State {
+    policy: Policy,
+    metrics: Metrics,
+}
+
+/// `palisade.field_encryption.*` counters, defined once at configure time.
+struct Metrics {
+    fields_encrypted: Counter,
+    fields_rewrapped: Counter,
+    fields_kept: Counter,
+    fields_decrypted: Counter,
+    fields_redacted: Counter,
+    decrypt_failed: Counter,
+    decrypt_failed_by_reason: BTreeMap<&'static str, Counter>,
+    refused: Counter,
+    refused_by_code: BTreeMap<&'static str, Counter>,
+    primary_key_encryptions: Counter,
+    key_usage_warnings: Counter,
+    responses_not_json: Counter,
+    responses_too_large: Counter,
+}
+
+impl Metrics {
+    fn define(policy: &Policy) -> Self {
+        let counter = |name: &str| Counter::new(&format!("palisade.field_encryption.{name}"));
+        Self {
+            fields_encrypted: counter("fields_encrypted"),
+            fields_rewrapped: counter("fields_rewrapped"),
+            fields_kept: counter("fields_kept"),
+            fields_decrypted: counter("fields_decrypted"),
+            fields_redacted: counter("fields_redacted"),
+            decrypt_failed: counter("decrypt_failed"),
+            decrypt_failed_by_reason: FAILURE_REASONS
+                .iter()
+                .map(|reason| (*reason, counter(&format!("decrypt_failed.{reason}"))))
+                .collect(),
+            refused: counter("refused"),
+            refused_by_code: Refusal::CODES.iter().map(|code| (*code, counter(&format!("refused.{code}")))).collect(),
+            primary_key_encryptions: counter(&format!("key.{}.encryptions", policy.primary_key_id())),
+            key_usage_warnings: counter("key_usage_warnings"),
+            responses_not_json: counter("response_not_json"),
+            responses_too_large: counter("response_too_large"),
+        }
+    }
+
+    fn count_refusal(&self, refusal: &Refusal) {
+        self.refused.inc();
+        if let Some(counter) = self.refused_by_code.get(refusal.code()) {
+            counter.inc();
+        }
+    }
+
+    fn count_encrypted(&self, outcome: &Encrypted) {
+        self.fields_encrypted.add(outcome.encrypted);
+        self.fields_rewrapped.add(outcome.rewrapped);
+        self.fields_kept.add(outcome.kept);
+        // Every new ciphertext is made with the primary key, in either mode.
+        self.primary_key_encryptions.add(outcome.encrypted + outcome.rewrapped);
+        if outcome.usage.as_ref().is_some_and(|usage| usage.warning) {
+            self.key_usage_warnings.inc();
+        }
+    }
+
+    fn count_decrypted(&self, outcome: &Decrypted) {
+        self.fields_decrypted.add(outcome.decrypted);
+        self.fields_redacted.add(outcome.redacted);
+        for failure in &outcome.failures {
+            self.decrypt_failed.inc();
+            if let Some(counter) = self.decrypt_failed_by_reason.get(failure.reason) {
+                counter.inc();
+            }
+        }
+        match outcome.skipped.map(|s| s.code()) {
+            Some("response_not_json") => self.responses_not_json.inc(),
+            Some("response_too_large") => self.responses_too_large.inc(),
+            _ => {}
+        }
+    }
+}
+
+struct EncryptionRoot {
+    state: Option<Rc<State>>,
+}
+
+impl Context for EncryptionRoot {}
+
+impl RootContext for EncryptionRoot {
+    fn on_configure(&mut self, _plugin_configuration_size: usize) -> bool {
+        let env = |name: &str| std::env::var(name).ok();
+        let Some(policy) = palisade_glue::load_config(FILTER, |bytes| Policy::from_json(bytes, &env)) else {
+            return false;
+        };
+        let metrics = Metrics::define(&policy);
+        self.state = Some(Rc::new(State { policy, metrics }));
+        true
+    }
+
+    fn create_http_context(&self, context_id: u32) -> Option<Box<dyn HttpContext>> {
+        Some(Box::new(EncryptionHttp {
+            context_id,
+            state: self.state.clone(),
+            route: None,
+            request: RequestView::default(),
+            identity: None,
+            encrypt_body: false,
+            decrypt_body: false,
+        }))
+    }
+
+    fn get_type(&self) -> Option<ContextType> {
+        Some(ContextType::HttpContext)
+    }
+}
+
+struct EncryptionHttp {
+    context_id: u32,
+    state: Option<Rc<State>>,
+    /// The matched route, kept for the response phase.
+    route: Option<usize>,
+    /// The request as seen in the headers phase, for audit lines.
+    request: RequestView,
+    /// The caller's identity from filter state (a malformed one counts as none).
+    identity: Option<Identity>,
+    /// The request body is still to be encrypted.
+    encrypt_body: bool,
+    /// The response body is to be decrypted.
+    decrypt_body: bool,
+}
+
+impl Context for EncryptionHttp {}
+
+impl HttpContext for EncryptionHttp {
+    fn on_http_request_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
+        let Some(state) = self.state.clone() else {
+            // No valid config: fail closed rather than forward plaintext.
+            palisade_glue::send_reply(&Refusal::Unavailable.reply());
+            return Action::Pause;
+        };
+        self.request = palisade_glue::request_view();
+        let Some(route) = state.policy.select(&self.request) else { return Action::Continue };
+        self.route = Some(route);
+        self.identity = palisade_glue::read_identity().and_then(Result::ok);
+        self.decrypt_body = state.policy.decrypts(route);
+        if !state.policy.encrypts(route) {
+            return Action::Continue;
+        }
+        // The body will change length: Envoy does not fix content-length, so drop it.
+        self.set_http_request_header("content-length", None);
+        if end_of_stream {
+            return self.encrypt(&state, &[], 0);
+        }
+        self.encrypt_body = true;
+        Action::Continue
+    }
+
+    fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        let Some(state) = self.state.clone().filter(|_| self.encrypt_body) else { return Action::Continue };
+        if body_size > state.policy.max_body_bytes() {
+            return self.refuse(&state, &Refusal::BodyTooLarge(state.policy.max_body_bytes()));
+        }
+        if !end_of_stream {
+            // Envoy keeps buffering and calls again with the whole body so far.
+            return Action::Pause;
+        }
+        let body = self.get_http_request_body(0, body_size).unwrap_or_default();
+        self.encrypt(&state, &body, body_size)
+    }
+
+    fn on_http_response_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
+        if self.decrypt_body && !end_of_stream {
+            self.set_http_response_header("content-length", None);
+        } else {
+            self.decrypt_body = false;
+        }
+        Action::Continue
+    }
+
+    fn on_http_response_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        let Some(state) = self.state.clone().filter(|_| self.decrypt_body) else { return Action::Continue };
+        let Some(route) = self.route else { return Action::Continue };
+        if body_size > state.policy.max_body_bytes() {
+            // Too large to buffer: pass it on as it is (ciphertexts stay ciphertexts).
+            self.decrypt_body = false;
+            state.metrics.responses_too_large.inc();
+            self.audit(AuditDecision::Allow, "response_too_large", None, None);
+            return Action::Continue;
+        }
+        if !end_of_stream {
+            return Action::Pause;
+        }
+        self.decrypt_body = false;
+        let body = self.get_http_response_body(0, body_size).unwrap_or_default();
+        let outcome = state.policy.decrypt_response(route, &body, self.identity.as_ref());
+        if let Some(new_body) = &outcome.body {
+            self.set_http_response_body(0, body_size, new_body);
+        }
+        state.metrics.count_decrypted(&outcome);
+        let mut reported: Vec<(&str, &str)> = Vec::new();
+        for failure in &outcome.failures {
+            if !reported.contains(&(failure.field.as_str(), failure.reason)) {
+                reported.push((failure.field.as_str(), failure.reason));
+                self.audit(AuditDecision::Allow, &format!("decrypt_{}", failure.reason), Some(&failure.field), None);
+            }
+        }
+        if let Some(skipped) = outcome.skipped {
+            self.audit(AuditDecision::Allow, skipped.code(), None, None);
+        }
+        Action::Continue
+    }
+}
+
+impl EncryptionHttp {
+    /// Encrypts the whole request body and replaces it, or refuses the request.
+    fn encrypt(&mut self, state: &State, body: &[u8], body_size: usize) -> Action {
+        self.encrypt_body = false;
+        let Some(route) = self.route else { return Action::Continue };
+        let result =
+            state.policy.encrypt_request(route, body, self.identity.as_ref(), &mut WasiRandom, &mut SharedDataLedger);
+        match result {
+            Ok(outcome) => {
+                if let Some(new_body) = &outcome.body {
+                    self.set_http_request_body(0, body_size, new_body);
+                }
+                state.metrics.count_encrypted(&outcome);
+                if let Some(usage) = outcome.usage.as_ref().filter(|usage| usage.log) {
+                    palisade_glue::log(
+                        LogLevel::Warn,
+                        &format!(
+                            "[{}] palisade {FILTER}: key {} has done {} AES-GCM encryptions (counter {}): rotate the primary key before the hard stop",
+                            self.context_id,
+                            state.policy.primary_key_id(),
+                            usage.used,
+                            usage.counter
+                        ),
+                    );
+                }
+                Action::Continue
+            }
+            Err(refusal) => self.refuse(state, &refusal),
+        }
+    }
+
+    fn refuse(&mut self, state: &State, refusal: &Refusal) -> Action {
+        self.encrypt_body = false;
+        self.decrypt_body = false;
+        state.metrics.count_refusal(refusal);
+        if let Refusal::KeyExhausted { key_id, used } = refusal {
+            palisade_glue::log(
+                LogLevel::Error,
+                &format!(
+                    "[{}] palisade {FILTER}: key {key_id} reached its usage hard stop after {used} encryptions: requests are refused until a new primary key is configured",
+                    self.context_id
+                ),
+            );
+        }
+        self.audit(AuditDecision::Deny, refusal.code(), refusal.field(), Some(refusal.status()));
+        palisade_glue::send_reply(&refusal.reply());
+        Action::Pause
+    }
+
+    fn audit(&self, decision: AuditDecision, reason: &str, field: Option<&str>, status: Option<u16>) {
+        let principal = self.identity.as_ref().and_then(Identity::principal);
+        let mut event = AuditEvent::new(FILTER, decision, reason, &self.request).principal(principal);
+        if let Some(field) = field {
+            event = event.rule(field);
+        }
+        if let Some(status) = status {
+            event = event.status(status);
+        }
+        palisade_glue::audit(&event);
+    }
+}
+
+/// Nonces from WASI `random_get` (BoringSSL's RAND_bytes in Envoy).
+struct WasiRandom;
+
+impl NonceSource for WasiRandom {
+    fn fill(&mut self, dest: &mut [u8]) -> Result<(), RandomUnavailable> {
+        getrandom::getrandom(dest).map_err(|_| RandomUnavailable)
+    }
+}
+
+/// Per-key encryption counters in proxy-wasm shared data (one store for all worker VMs),
+/// updated with compare-and-swap.
+struct SharedDataLedger;
+
+/// CAS retries before giving up (and failing closed).
+const CAS_ATTEMPTS: usize = 16;
+
+impl UsageLedger for SharedDataLedger {
+    fn reserve(&mut self, key: &str, count: u64, hard_stop: u64) -> Result<u64, LedgerError> {
+        for _ in 0..CAS_ATTEMPTS {
+            let (value, cas) = hostcalls::get_shared_data(key).map_err(|_| LedgerError::Unavailable)?;
+            let before = match value {
+                None => 0,
+                Some(bytes) => u64::from_le_bytes(bytes.try_into().map_err(|_| LedgerError::Unavailable)?),
+            };
+            let after = before.saturating_add(count);
+            if after > hard_stop {
+                return Err(LedgerError::Exhausted { used: before });
+            }
+            // A missing key is created whatever the CAS; two VMs racing on the very first
+            // encryption may lose one count, a negligible error against the margins.
+            match hostcalls::set_shared_data(key, Some(&after.to_le_bytes()), cas) {
+                Ok(()) => return Ok(before),
+                Err(Status::CasMismatch) => continue,
+                Err(_) => return Err(LedgerError::Unavailable),
+            }
+        }
+        Err(LedgerError::Unavailable)
+    }
+}

@@ -1,1 +1,0 @@
-//! Placeholder: this layer has not landed yet.

@@ -1,0 +1,354 @@
+//! A strict JSON reader that keeps byte spans, so the body is edited in place.
+//!
+//! Only the encrypted values change: member order, duplicate names, whitespace and number
+//! precision outside them stay exactly as the client or upstream sent them (re-serializing a
+//! `serde_json::Value` would sort members and round big numbers). Duplicate member names are all
+//! visited, so `{"email":"a","email":"b"}` cannot smuggle a plaintext copy past a rule.
+
+use std::borrow::Cow;
+use std::ops::Range;
+
+/// Nesting deeper than this is refused (recursion must not exhaust the wasm stack).
+pub const MAX_DEPTH: usize = 128;
+
+/// A parsed value: where it is in the body and what it holds.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Node<'a> {
+    /// Byte range of the value's JSON text (quotes included for strings).
+    pub span: Range<usize>,
+    /// The value's kind and children.
+    pub kind: Kind<'a>,
+}
+
+/// What a [`Node`] holds.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Kind<'a> {
+    /// Members in body order, duplicates kept, names decoded.
+    Object(Vec<(Cow<'a, str>, Node<'a>)>),
+    /// Elements in order.
+    Array(Vec<Node<'a>>),
+    /// A string; the span includes the quotes.
+    String,
+    /// A number, `true`, `false` or `null`.
+    Scalar,
+}
+
+/// Why a body is not acceptable JSON.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum JsonError {
+    /// Not UTF-8, bad syntax, or trailing data.
+    Syntax,
+    /// Nested deeper than [`MAX_DEPTH`].
+    TooDeep,
+}
+
+/// Parses a whole document.
+pub fn parse(body: &[u8]) -> Result<Node<'_>, JsonError> {
+    let text = std::str::from_utf8(body).map_err(|_| JsonError::Syntax)?;
+    let mut reader = Reader { text, bytes: body, pos: 0 };
+    reader.skip_ws();
+    let node = reader.value(0)?;
+    reader.skip_ws();
+    if reader.pos == body.len() {
+        Ok(node)
+    } else {
+        Err(JsonError::Syntax)
+    }
+}
+
+/// Decodes the JSON string literal `raw` (quotes included).
+pub fn decode_string(raw: &str) -> Option<Cow<'_, str>> {
+    let inner = raw.strip_prefix('"')?.strip_suffix('"')?;
+    if inner.contains('\\') {
+        serde_json::from_str::<String>(raw).ok().map(Cow::Owned)
+    } else {
+        Some(Cow::Borrowed(inner))
+    }
+}
+
+struct Reader<'a> {
+    text: &'a str,
+    bytes: &'a [u8],
+    pos: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn peek(&self) -> Option<u8> {
+        self.bytes.get(self.pos).copied()
+    }
+
+    fn skip_ws(&mut self) {
+        while matches!(self.peek(), Some(b' ' | b'\t' | b'\n' | b'\r')) {
+            self.pos += 1;
+        }
+    }
+
+    fn eat(&mut self, byte: u8) -> Result<(), JsonError> {
+        if self.peek() == Some(byte) {
+            self.pos += 1;
+            Ok(())
+        } else {
+            Err(JsonError::Syntax)
+        }
+    }
+
+    fn value(&mut self, depth: usize) -> Result<Node<'a>, JsonError> {
+        let start = self.pos;
+        let kind = match self.peek().ok_or(JsonError::Syntax)? {
+            b'{' => self.object(depth + 1)?,
+            b'[' => self.array(depth + 1)?,
+            b'"' => {
+                self.string()?;
+                Kind::String
+            }
+            b't' => self.literal(b"true")?,
+            b'f' => self.literal(b"false")?,
+            b'n' => self.literal(b"null")?,
+            _ => self.number()?,
+        };
+        Ok(Node { span: start..self.pos, kind })
+    }
+
+    fn object(&mut self, depth: usize) -> Result<Kind<'a>, JsonError> {
+        if depth > MAX_DEPTH {
+            return Err(JsonError::TooDeep);
+        }
+        self.eat(b'{')?;
+        let mut members = Vec::new();
+        self.skip_ws();
+        if self.peek() == Some(b'}') {
+            self.pos += 1;
+            return Ok(Kind::Object(members));
+        }
+        loop {
+            self.skip_ws();
+            let name_start = self.pos;
+            self.string()?;
+            let raw = self.text.get(name_start..self.pos).ok_or(JsonError::Syntax)?;
+            let name = decode_string(raw).ok_or(JsonError::Syntax)?;
+            self.skip_ws();
+            self.eat(b':')?;
+            self.skip_ws();
+            let value = self.value(depth)?;
+            members.push((name, value));
+            self.skip_ws();
+            match self.peek() {
+                Some(b',') => self.pos += 1,
+                Some(b'}') => {
+                    self.pos += 1;
+                    return Ok(Kind::Object(members));
+                }
+                _ => return Err(JsonError::Syntax),
+            }
+        }
+    }
+
+    fn array(&mut self, depth: usize) -> Result<Kind<'a>, JsonError> {
+        if depth > MAX_DEPTH {
+            return Err(JsonError::TooDeep);
+        }
+        self.eat(b'[')?;
+        let mut elements = Vec::new();
+        self.skip_ws();
+        if self.peek() == Some(b']') {
+            self.pos += 1;
+            return Ok(Kind::Array(elements));
+        }
+        loop {
+            self.skip_ws();
+            elements.push(self.value(depth)?);
+            self.skip_ws();
+            match self.peek() {
+                Some(b',') => self.pos += 1,
+                Some(b']') => {
+                    self.pos += 1;
+                    return Ok(Kind::Array(elements));
+                }
+                _ => return Err(JsonError::Syntax),
+            }
+        }
+    }
+
+    /// Skips a string literal, checking escapes and refusing raw control characters.
+    fn string(&mut self) -> Result<(), JsonError> {
+        self.eat(b'"')?;
+        loop {
+            // Skip plain bytes in one pass; stop at a quote, a backslash or a control byte.
+            let rest = self.bytes.get(self.pos..).unwrap_or_default();
+            self.pos += rest.iter().position(|&b| b == b'"' || b == b'\\' || b < 0x20).unwrap_or(rest.len());
+            match self.peek().ok_or(JsonError::Syntax)? {
+                b'"' => {
+                    self.pos += 1;
+                    return Ok(());
+                }
+                b'\\' => {
+                    self.pos += 1;
+                    match self.peek().ok_or(JsonError::Syntax)? {
+                        b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => self.pos += 1,
+                        b'u' => {
+                            let hex = self.bytes.get(self.pos + 1..self.pos + 5).ok_or(JsonError::Syntax)?;
+                            if !hex.iter().all(u8::is_ascii_hexdigit) {
+                                return Err(JsonError::Syntax);
+                            }
+                            self.pos += 5;
+                        }
+                        _ => return Err(JsonError::Syntax),
+                    }
+                }
+                0x00..=0x1f => return Err(JsonError::Syntax),
+                _ => self.pos += 1,
+            }
+        }
+    }
+
+    fn literal(&mut self, word: &[u8]) -> Result<Kind<'a>, JsonError> {
+        if self.bytes.get(self.pos..self.pos + word.len()) == Some(word) {
+            self.pos += word.len();
+            Ok(Kind::Scalar)
+        } else {
+            Err(JsonError::Syntax)
+        }
+    }
+
+    /// `-?(0|[1-9][0-9]*)(\.[0-9]+)?([eE][+-]?[0-9]+)?`
+    fn number(&mut self) -> Result<Kind<'a>, JsonError> {
+        if self.peek() == Some(b'-') {
+            self.pos += 1;
+        }
+        match self.peek() {
+            Some(b'0') => self.pos += 1,
+            Some(b'1'..=b'9') => self.digits(),
+            _ => return Err(JsonError::Syntax),
+        }
+        if self.peek() == Some(b'.') {
+            self.pos += 1;
+            self.require_digits()?;
+        }
+        if matches!(self.peek(), Some(b'e' | b'E')) {
+            self.pos += 1;
+            if matches!(self.peek(), Some(b'+' | b'-')) {
+                self.pos += 1;
+            }
+            self.require_digits()?;
+        }
+        Ok(Kind::Scalar)
+    }
+
+    fn digits(&mut self) {
+        while matches!(self.peek(), Some(b'0'..=b'9')) {
+            self.pos += 1;
+        }
+    }
+
+    fn require_digits(&mut self) -> Result<(), JsonError> {
+        let start = self.pos;
+        self.digits();
+        if self.pos == start {
+            Err(JsonError::Syntax)
+        } else {
+            Ok(())
+        }
+    }
+}
+
+/// Replaces disjoint byte ranges of `body`; `edits` must be sorted by start.
+pub fn splice(body: &[u8], edits: &[(Range<usize>, String)]) -> Vec<u8> {
+    let grown: usize = edits.iter().map(|(_, text)| text.len()).sum();
+    let mut out = Vec::with_capacity(body.len() + grown);
+    let mut at = 0;
+    for (range, text) in edits {
+        if range.start < at || range.end > body.len() {
+            continue; // Unreachable for edits built from one parse; never emit a broken body.
+        }
+        out.extend_from_slice(body.get(at..range.start).unwrap_or_default());
+        out.extend_from_slice(text.as_bytes());
+        at = range.end;
+    }
+    out.extend_from_slice(body.get(at..).unwrap_or_default());
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn accepts_exactly_what_serde_json_accepts() {
+        let cases: &[&str] = &[
+            "{}",
+            "[]",
+            "0",
+            "-0",
+            "1.5e+3",
+            "-12.0E-2",
+            "\"a\\u00e9\\n\"",
+            " {\"a\" : [1, {\"b\":null}] } ",
+            "true",
+            "false",
+            "null",
+            "[1,]",
+            "{\"a\":1,}",
+            "01",
+            "1.",
+            ".5",
+            "1e",
+            "+1",
+            "\"\\x\"",
+            "\"a\tb\"",
+            "{\"a\" 1}",
+            "[1 2]",
+            "tru",
+            "nul",
+            "{\"a\":1}}",
+            "",
+            " ",
+            "\"\\u12\"",
+            "[\"\\ud800\"]",
+            "{1:2}",
+            "\"\u{7f}\"",
+            "-",
+            "[-]",
+            "1 2",
+            "{\"a\":1,\"a\":2}",
+        ];
+        for case in cases {
+            let ours = parse(case.as_bytes()).is_ok();
+            let serde = serde_json::from_str::<serde::de::IgnoredAny>(case).is_ok();
+            // Lone surrogates are valid syntax; serde_json refuses them only when decoding.
+            let expected = serde || *case == "[\"\\ud800\"]";
+            assert_eq!(ours, expected, "{case:?}");
+        }
+        assert_eq!(parse(b"\xff"), Err(JsonError::Syntax));
+    }
+
+    #[test]
+    fn spans_cover_values_and_names_are_decoded() {
+        let body = br#"{"a\u0062": "x", "n": [1, -2.5e3]}"#;
+        let node = parse(body).unwrap();
+        assert_eq!(node.span, 0..body.len());
+        let Kind::Object(members) = node.kind else { panic!("object") };
+        assert_eq!(members[0].0, "ab");
+        assert_eq!(&body[members[0].1.span.clone()], b"\"x\"");
+        let Kind::Array(items) = &members[1].1.kind else { panic!("array") };
+        assert_eq!(&body[items[1].span.clone()], b"-2.5e3");
+    }
+
+    #[test]
+    fn depth_is_limited() {
+        let ok = format!("{}{}", "[".repeat(MAX_DEPTH), "]".repeat(MAX_DEPTH));
+        assert!(parse(ok.as_bytes()).is_ok());
+        let deep = format!("{}{}", "[".repeat(MAX_DEPTH + 1), "]".repeat(MAX_DEPTH + 1));
+        assert_eq!(parse(deep.as_bytes()), Err(JsonError::TooDeep));
+        let deep_objects = "{\"a\":".repeat(100_000);
+        assert_eq!(parse(deep_objects.as_bytes()), Err(JsonError::TooDeep));
+    }
+
+    #[test]
+    fn splice_replaces_ranges_in_order() {
+        let body = b"{\"a\":1,\"b\":22}";
+        let out = splice(body, &[(5..6, "\"x\"".into()), (11..13, "null".into())]);
+        assert_eq!(out, b"{\"a\":\"x\",\"b\":null}");
+        assert_eq!(decode_string("\"a\\\"b\"").unwrap(), "a\"b");
+        assert_eq!(decode_string("x"), None);
+    }
+}
