@@ -166,6 +166,29 @@ pub fn parse_socket_ip(address: &str) -> Option<IpAddr> {
     address.parse::<IpAddr>().ok()
 }
 
+/// The client IP, with one meaning for every filter (authz's `xff_num_trusted_hops`, rate-limit's
+/// `trusted_proxies`):
+///
+/// - `trusted_hops == 0`: the connection's peer address (`source.address`); `X-Forwarded-For` is
+///   ignored, because a client talking straight to Envoy writes whatever it likes there.
+/// - `trusted_hops == N >= 1`: the N-th entry from the right of all `X-Forwarded-For` values
+///   (comma-split, in header order). Each trusted proxy appends the address it saw, so entries
+///   further left were written by the client and are never read.
+///
+/// Fewer entries than `N`, or an entry at that position that is not an IP (`ip`, `ip:port` or
+/// `[ipv6]:port`), yield `None`: the caller must fail closed (rate-limit applies
+/// `on_missing_key`; authz lets no ALLOW rule match on the remote IP and lets every DENY/AUDIT
+/// rule's remote-IP condition match).
+pub fn client_ip(request: &RequestView, trusted_hops: usize) -> Option<IpAddr> {
+    if trusted_hops == 0 {
+        return request.source_ip;
+    }
+    let entries: Vec<&str> =
+        request.headers.get_all("x-forwarded-for").flat_map(|value| value.split(',')).map(str::trim).collect();
+    let index = entries.len().checked_sub(trusted_hops)?;
+    parse_socket_ip(entries[index])
+}
+
 /// Iterates `name=value` pairs of a query string or form body, without decoding.
 pub fn query_pairs(query: &str) -> impl Iterator<Item = (&str, &str)> {
     query
@@ -248,6 +271,40 @@ mod tests {
         assert_eq!(parse_socket_ip("[::1]:80"), "::1".parse().ok());
         assert_eq!(parse_socket_ip("10.0.0.1"), "10.0.0.1".parse().ok());
         assert_eq!(parse_socket_ip("nonsense"), None);
+    }
+
+    #[test]
+    fn client_ip_counts_trusted_hops_from_the_right() {
+        let request = RequestView {
+            headers: Headers::from_pairs([
+                ("x-forwarded-for", "203.0.113.9, 198.51.100.7"),
+                ("X-Forwarded-For", "[2001:db8::7]:443"),
+                ("x-forwarded-for", "192.0.2.1:443"),
+            ]),
+            source_ip: "10.0.0.2".parse().ok(),
+            ..RequestView::default()
+        };
+        // 0: the peer, whatever the header says.
+        assert_eq!(client_ip(&request, 0), "10.0.0.2".parse().ok());
+        assert_eq!(client_ip(&request, 1), "192.0.2.1".parse().ok());
+        assert_eq!(client_ip(&request, 2), "2001:db8::7".parse().ok());
+        assert_eq!(client_ip(&request, 3), "198.51.100.7".parse().ok());
+        assert_eq!(client_ip(&request, 4), "203.0.113.9".parse().ok());
+        // Fewer entries than trusted hops.
+        assert_eq!(client_ip(&request, 5), None);
+        assert_eq!(client_ip(&request, usize::MAX), None);
+        let bare = RequestView { source_ip: "10.0.0.2".parse().ok(), ..RequestView::default() };
+        assert_eq!(client_ip(&bare, 0), "10.0.0.2".parse().ok());
+        assert_eq!(client_ip(&bare, 1), None, "no header with a trusted hop: unknown, not the peer");
+        let no_peer = RequestView { headers: Headers::from_pairs([("x-forwarded-for", "192.0.2.1")]), ..bare.clone() };
+        assert_eq!(client_ip(&RequestView { source_ip: None, ..no_peer.clone() }, 0), None);
+        // Garbage or an empty entry at the trusted position: unknown, never a neighbour.
+        let forged =
+            RequestView { headers: Headers::from_pairs([("x-forwarded-for", "1.2.3.4, not-an-ip")]), ..bare.clone() };
+        assert_eq!(client_ip(&forged, 1), None);
+        assert_eq!(client_ip(&forged, 2), "1.2.3.4".parse().ok());
+        let empty = RequestView { headers: Headers::from_pairs([("x-forwarded-for", "1.2.3.4,")]), ..bare };
+        assert_eq!(client_ip(&empty, 1), None);
     }
 
     #[test]

@@ -24,8 +24,9 @@ pub struct AuthzConfig {
     /// Whole-filter shadow mode: decide, count and audit, but never stop a request.
     #[serde(default)]
     pub shadow: bool,
-    /// Proxies in front of this Envoy that append to `x-forwarded-for`; the remote IP is the
-    /// `(n+1)`th address from the right.
+    /// Trusted proxies that append to `x-forwarded-for` (Envoy itself included when it appends):
+    /// `0` = the remote IP is the connection peer; `n` = the `n`th entry from the right
+    /// ([`crate::http::client_ip`], the same meaning as rate-limit's `trusted_proxies`).
     #[serde(default)]
     pub xff_num_trusted_hops: u32,
     /// How request paths are normalized before matching.

@@ -2,15 +2,13 @@
 //! decision into a verdict, counter hits and audit events. Nothing here allocates in
 //! proportion to anything but the request and the config, and nothing is cached across requests.
 
-use std::net::IpAddr;
-
 use super::config::DefaultAction;
 use super::path::normalize;
 use super::policy::{Facts, Mode, Policy};
 use super::{Authz, PolicySet};
 use crate::audit::{AuditDecision, AuditEvent};
 use crate::decision::{HeaderOp, Verdict};
-use crate::http::{host_without_port, parse_socket_ip, RequestView};
+use crate::http::{client_ip, host_without_port, RequestView};
 use crate::identity::Identity;
 
 /// What the filter decided for one request.
@@ -164,7 +162,8 @@ impl Authz {
             port: destination_port.or_else(|| authority_port(request)),
             headers: &request.headers,
             source_ip: request.source_ip,
-            remote_ip: remote_ip(request, self.xff_num_trusted_hops),
+            remote_ip: client_ip(request, self.xff_num_trusted_hops as usize),
+            unknown_remote_ip_matches: false,
             peer,
             namespace: peer.and_then(spiffe_namespace),
             identity,
@@ -305,18 +304,6 @@ fn authority_port(request: &RequestView) -> Option<u16> {
             _ => None,
         },
     }
-}
-
-/// The client address `hops` entries from the right of `x-forwarded-for` (`0` = rightmost).
-/// Without the header and with no trusted hop, the connection's peer is the client.
-fn remote_ip(request: &RequestView, hops: u32) -> Option<IpAddr> {
-    let entries = || request.headers.get_all("x-forwarded-for").flat_map(|v| v.split(',')).map(str::trim);
-    let count = entries().count();
-    if count == 0 {
-        return if hops == 0 { request.source_ip } else { None };
-    }
-    let index = count.checked_sub(usize::try_from(hops).ok()?.checked_add(1)?)?;
-    entries().nth(index).and_then(parse_socket_ip)
 }
 
 /// `spiffe://<trust domain>/ns/<namespace>/sa/<account>` -> `<namespace>`.

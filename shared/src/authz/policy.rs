@@ -3,9 +3,11 @@
 //! Istio's structure: a policy matches when any rule matches; a rule when its `from` (any
 //! source), `to` (any operation) and every `when` condition match; a source or operation when
 //! every field it sets matches. A field matches when the request's value matches any listed
-//! value and none of the `not` values. A value the request lacks (no identity, no mTLS peer,
-//! no `x-forwarded-for` entry at the trusted position) matches no positive list and every
-//! negated one, as in Istio: `notRequestPrincipals: ["*"]` catches unauthenticated requests.
+//! value and none of the `not` values. A value the request lacks (no identity, no mTLS peer)
+//! matches no positive list and every negated one, as in Istio: `notRequestPrincipals: ["*"]`
+//! catches unauthenticated requests. The one exception is an unknown remote IP (fewer
+//! `x-forwarded-for` entries than trusted hops): it fails closed, matching every remote-IP
+//! condition of a DENY or AUDIT policy and none of an ALLOW policy.
 
 use std::net::IpAddr;
 
@@ -44,8 +46,12 @@ pub struct Facts<'a> {
     pub headers: &'a Headers,
     /// The downstream connection's peer address.
     pub source_ip: Option<IpAddr>,
-    /// The client address at the trusted `x-forwarded-for` position.
+    /// The client address per `xff_num_trusted_hops` ([`crate::http::client_ip`]).
     pub remote_ip: Option<IpAddr>,
+    /// Whether a remote-IP condition matches when `remote_ip` is unknown. Set per policy by
+    /// [`Policy::matching_rule`] so an unknown client address fails closed: it matches the
+    /// remote-IP conditions of DENY and AUDIT policies and of no ALLOW policy.
+    pub unknown_remote_ip_matches: bool,
     /// The mTLS peer's URI SAN.
     pub peer: Option<&'a str>,
     /// The namespace in the peer's SPIFFE ID.
@@ -99,7 +105,8 @@ impl Policy {
 
     /// The first rule that matches, if any.
     pub fn matching_rule(&self, facts: &Facts<'_>, mode: Mode) -> Option<&Rule> {
-        self.rules.iter().find(|rule| rule.matches(facts, mode))
+        let facts = Facts { unknown_remote_ip_matches: self.action != Action::Allow, ..*facts };
+        self.rules.iter().find(|rule| rule.matches(&facts, mode))
     }
 }
 
@@ -225,7 +232,7 @@ impl Source {
             && self.namespaces.matches(|| facts.namespace.into_iter())
             && (mode == Mode::AssumeIdentity || self.request_principals.matches(|| facts.request_principal.into_iter()))
             && self.ip_blocks.matches(facts.source_ip)
-            && self.remote_ip_blocks.matches(facts.remote_ip)
+            && self.remote_ip_blocks.matches_remote(facts)
     }
 }
 
@@ -311,6 +318,16 @@ impl IpSet {
     fn matches(&self, ip: Option<IpAddr>) -> bool {
         let hit = |list: &[Cidr]| ip.is_some_and(|ip| list.iter().any(|block| block.contains(ip)));
         (self.any.is_empty() || hit(&self.any)) && (self.none.is_empty() || !hit(&self.none))
+    }
+
+    /// Remote-IP matching: an unknown client address (too few `x-forwarded-for` entries, or a
+    /// non-IP entry at the trusted position) fails closed instead of following the
+    /// absent-value rule, which would let `notRemoteIpBlocks` admit it.
+    fn matches_remote(&self, facts: &Facts<'_>) -> bool {
+        match facts.remote_ip {
+            Some(ip) => self.matches(Some(ip)),
+            None => self.is_empty() || facts.unknown_remote_ip_matches,
+        }
     }
 }
 
@@ -429,7 +446,7 @@ impl Condition {
         }
         match self {
             Condition::Ips { key: IpKey::Source, set } => set.matches(facts.source_ip),
-            Condition::Ips { key: IpKey::Remote, set } => set.matches(facts.remote_ip),
+            Condition::Ips { key: IpKey::Remote, set } => set.matches_remote(facts),
             Condition::Strings { key, set, all } => match key {
                 StringKey::Claim { path, split } => {
                     let values = facts.identity.and_then(|id| id.claim(path)).map(|v| claim_strings(v, *split));

@@ -174,27 +174,52 @@ fn source_ip_blocks_ipv4_and_ipv6() {
 #[test]
 fn remote_ip_uses_the_trusted_xff_position() {
     let rule = json!({"from": [{"source": {"remoteIpBlocks": ["203.0.113.0/24"]}}]});
-    let zero_hops = allow(rule.clone());
-    let mut config = json!({"xff_num_trusted_hops": 1, "policies": [{"name": "p", "rules": [rule]}]});
-    let one_hop = authz(config.clone());
-    // The leftmost entry is client-controlled: a spoofed value must never be trusted.
-    let spoofed = get("/").ip("10.0.0.1").header("x-forwarded-for", "203.0.113.9, 198.51.100.7");
-    check(&zero_hops, &[(spoofed.clone(), "403")]);
+    let with_hops =
+        |hops: u32| authz(json!({"xff_num_trusted_hops": hops, "policies": [{"name": "p", "rules": [rule]}]}));
+    let (zero_hops, one_hop, two_hops) = (with_hops(0), with_hops(1), with_hops(2));
+    // 0 hops: the peer address; a client talking straight to Envoy cannot spoof it via XFF.
+    let spoofed = get("/").ip("10.0.0.1").header("x-forwarded-for", "203.0.113.9");
+    check(&zero_hops, &[(spoofed.clone(), "403"), (get("/").ip("203.0.113.1"), "allow")]);
+    check(&zero_hops, &[(get("/").ip("203.0.113.1").header("x-forwarded-for", "10.9.9.9"), "allow")]);
+    // 1 hop: the rightmost entry (what the trusted proxy saw); entries left of it are ignored.
     check(&one_hop, &[(spoofed, "allow")]);
+    let forged_left = get("/").ip("203.0.113.1").header("x-forwarded-for", "203.0.113.9, 198.51.100.7");
+    check(&one_hop, &[(forged_left.clone(), "403")]);
+    check(&two_hops, &[(forged_left, "allow")]);
     let split_headers =
         get("/").header("x-forwarded-for", "203.0.113.9").header("x-forwarded-for", "198.51.100.7:4433");
-    check(&one_hop, &[(split_headers, "allow")]);
-    check(
-        &zero_hops,
-        &[(get("/").ip("203.0.113.1"), "allow"), (get("/").header("x-forwarded-for", "203.0.113.1"), "allow")],
-    );
-    // Fewer entries than trusted hops, or garbage at the position: no remote IP.
+    check(&two_hops, &[(split_headers, "allow")]);
+    // Fewer entries than trusted hops, or garbage at the position: no remote IP, and the peer
+    // is never used instead.
     check(
         &one_hop,
-        &[(get("/").ip("203.0.113.1"), "403"), (get("/").header("x-forwarded-for", "junk, 1.2.3.4"), "403")],
+        &[(get("/").ip("203.0.113.1"), "403"), (get("/").header("x-forwarded-for", "203.0.113.1, junk"), "403")],
     );
-    config["xff_num_trusted_hops"] = json!(5);
-    check(&authz(config), &[(get("/").header("x-forwarded-for", "203.0.113.1, 1.1.1.1"), "403")]);
+    check(&with_hops(5), &[(get("/").header("x-forwarded-for", "203.0.113.1, 1.1.1.1"), "403")]);
+}
+
+#[test]
+fn unknown_remote_ip_fails_closed() {
+    let policies = |action: &str, field: &str| {
+        json!({"xff_num_trusted_hops": 1, "default_action": "allow", "policies": [{"name": "p", "action": action,
+            "rules": [{"from": [{"source": {field: ["203.0.113.0/24"]}}]}]}]})
+    };
+    let short = get("/").ip("203.0.113.1");
+    // An ALLOW on notRemoteIpBlocks would admit an absent value under Istio's rule; here it does not.
+    check(&authz(policies("ALLOW", "notRemoteIpBlocks")), &[(short.clone(), "403")]);
+    check(&authz(policies("ALLOW", "remoteIpBlocks")), &[(short.clone(), "403")]);
+    // A DENY on either form catches the request whose client address is unknown.
+    check(&authz(policies("DENY", "remoteIpBlocks")), &[(short.clone(), "403")]);
+    check(&authz(policies("DENY", "notRemoteIpBlocks")), &[(short.clone(), "403")]);
+    // Known addresses follow the lists.
+    let known = |ip: &str| get("/").header("x-forwarded-for", ip);
+    check(
+        &authz(policies("DENY", "remoteIpBlocks")),
+        &[(known("198.51.100.1"), "allow"), (known("203.0.113.1"), "403")],
+    );
+    let when = json!({"xff_num_trusted_hops": 1, "policies": [{"name": "p",
+        "rules": [{"when": [{"key": "remote.ip", "notValues": ["203.0.113.0/24"]}]}]}]});
+    check(&authz(when), &[(short, "403"), (known("198.51.100.1"), "allow"), (known("203.0.113.1"), "403")]);
 }
 
 #[test]
@@ -381,7 +406,10 @@ fn connection_conditions_in_when() {
     let source_ip = allow(json!({"when": [{"key": "source.ip", "values": ["10.0.0.0/24"]}]}));
     check(&source_ip, &[(get("/").ip("10.0.0.9"), "allow"), (get("/").ip("10.0.1.9"), "403")]);
     let remote_ip = allow(json!({"when": [{"key": "remote.ip", "notValues": ["203.0.113.0/24"]}]}));
-    check(&remote_ip, &[(get("/").header("x-forwarded-for", "203.0.113.4"), "403"), (get("/"), "allow")]);
+    check(
+        &remote_ip,
+        &[(get("/").ip("203.0.113.4").header("x-forwarded-for", "198.51.100.1"), "403"), (get("/"), "allow")],
+    );
     let principal = allow(
         json!({"when": [{"key": "source.principal", "values": ["cluster.local/ns/production/sa/order-service"]}]}),
     );

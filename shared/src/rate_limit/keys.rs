@@ -16,7 +16,7 @@ use std::net::IpAddr;
 use serde::Deserialize;
 
 use crate::config::ConfigError;
-use crate::http::{parse_socket_ip, percent_decode, query_pairs, RequestView};
+use crate::http::{percent_decode, query_pairs, RequestView};
 use crate::identity::{claim_strings, ClaimPath, Identity};
 
 use super::table::push_field;
@@ -134,19 +134,6 @@ pub struct Facts<'a> {
     pub client_ip: Option<IpAddr>,
 }
 
-/// The client IP: the peer address with no trusted proxy, else the `trusted_proxies`-th entry
-/// of `X-Forwarded-For` counted from the right (each trusted proxy appends the address it saw,
-/// so entries further left were written by the client and cannot be trusted).
-pub fn client_ip(request: &RequestView, trusted_proxies: u32) -> Option<IpAddr> {
-    if trusted_proxies == 0 {
-        return request.source_ip;
-    }
-    let entries: Vec<&str> =
-        request.headers.get_all("x-forwarded-for").flat_map(|value| value.split(',')).map(str::trim).collect();
-    let index = entries.len().checked_sub(usize::try_from(trusted_proxies).ok()?)?;
-    parse_socket_ip(entries.get(index)?)
-}
-
 /// An ordered list of descriptor entries identifying one bucket.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Descriptor {
@@ -202,23 +189,11 @@ mod tests {
     }
 
     #[test]
-    fn client_ip_counts_trusted_proxies_from_the_right() {
-        let request = request();
-        assert_eq!(client_ip(&request, 0), "10.0.0.2".parse().ok());
-        assert_eq!(client_ip(&request, 1), "192.0.2.1".parse().ok());
-        assert_eq!(client_ip(&request, 2), "198.51.100.7".parse().ok());
-        assert_eq!(client_ip(&request, 3), "203.0.113.9".parse().ok());
-        assert_eq!(client_ip(&request, 4), None);
-        let mut forged = request.clone();
-        forged.headers = Headers::from_pairs([("x-forwarded-for", "not-an-ip")]);
-        assert_eq!(client_ip(&forged, 1), None);
-    }
-
-    #[test]
     fn resolves_every_source() {
         let request = request();
         let identity = identity();
-        let facts = Facts { request: &request, identity: Some(&identity), client_ip: client_ip(&request, 0) };
+        let facts =
+            Facts { request: &request, identity: Some(&identity), client_ip: crate::http::client_ip(&request, 0) };
         let cases = [
             (r#""client_ip""#, Some("10.0.0.2"), "remote_address"),
             (r#"{"header":"X-Api-Key"}"#, Some("key-1"), "header.x-api-key"),

@@ -2,13 +2,13 @@
 
 use crate::audit::{AuditDecision, AuditEvent};
 use crate::decision::{HeaderOp, LocalReply, Verdict};
-use crate::http::RequestView;
+use crate::http::{client_ip, RequestView};
 use crate::identity::{claim_strings, ClaimPath, Identity};
 use crate::route::Routes;
 
 use super::bucket::Rate;
 use super::headers::{allowed_headers, too_many_requests, HeaderSettings};
-use super::keys::{client_ip, Descriptor, Facts, KeySource};
+use super::keys::{Descriptor, Facts, KeySource};
 use super::limiter::{evaluate, Check, Failure, LimitReason, Outcome, Settings};
 use super::store::Store;
 use super::table::{push_field, KeyHasher, Table};
@@ -192,7 +192,7 @@ impl Policy {
         let Some(route) = self.routes.select(request) else {
             return self.unlimited();
         };
-        let facts = Facts { request, identity, client_ip: client_ip(request, self.trusted_proxies) };
+        let facts = Facts { request, identity, client_ip: client_ip(request, self.trusted_proxies as usize) };
         let tier = self.tiers.tier(identity);
         let cost = route.cost.of(&request.method);
         let mut checks = Vec::with_capacity(route.limits.len());
