@@ -132,7 +132,10 @@ impl Validator {
             || rec.run(|r| injection.check_cookies(&request.headers, r))
             || rec.run(|r| injection.check_headers(&request.headers, r))
             || rec.run(|r| route.csrf.as_ref().is_some_and(|csrf| csrf.check(request, now, r)));
-        let body = (has_body && !rec.findings.rejected())
+        // A shadowed `content-length` over the limit is already recorded, and such a body passes
+        // unchecked: planning it would record the same violation again in the body phase.
+        let oversized = rec.findings.shadow.iter().any(|v| v.rule == Rule::BodyTooLarge);
+        let body = (has_body && !rec.findings.rejected() && !oversized)
             .then(|| BodyPlan::new(route.index, kind, route.limits.max_body_bytes));
         let methods = route.limits.methods();
         let allow = (!methods.is_empty()).then(|| methods.join(", "));

@@ -196,6 +196,11 @@ fn oversized_body_in_shadow_mode_passes_unchecked() {
     let (status, findings) = run(&v, &req, Some(b"[\"<script>alert(1)</script>\"]"), 4);
     assert_eq!(status, None);
     assert_eq!(findings.shadow.iter().map(|v| v.rule).collect::<Vec<_>>(), [Rule::BodyTooLarge]);
+    // Announced by content-length: recorded once, in the headers phase, and nothing to buffer.
+    let announced = request("POST", "/", &[("content-type", "application/json"), ("content-length", "11")]);
+    let outcome = v.check_headers(&announced, true, 0);
+    assert_eq!(outcome.findings.shadow.iter().map(|v| v.rule).collect::<Vec<_>>(), [Rule::BodyTooLarge]);
+    assert!(outcome.reply().is_none() && outcome.body.is_none());
     let enforced = validator(r#"{"routes":[{"limits":{"max_body_bytes":10}}]}"#);
     assert_eq!(run(&enforced, &req, Some(b"[1,2,3,4,5,6]"), 4).0, Some(413));
     assert_eq!(run(&enforced, &req, Some(b"[1,2,3,44]"), 4).0, None, "exactly the limit");

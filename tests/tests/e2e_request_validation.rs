@@ -1,0 +1,246 @@
+//! The request-validation filter on a real Envoy: rejections (with their JSON bodies) and passes
+//! end to end, a chunked upload checked whole and forwarded whole, an oversized chunked upload
+//! answered 413 without the upstream ever receiving its body, and shadow mode in `/stats`.
+
+// Helpers outside `#[test]` fns unwrap too: a panic here is a failed assertion.
+#![allow(clippy::unwrap_used, clippy::panic)]
+
+use std::io::{Read, Write};
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use palisade_tests::e2e::{
+    Cluster, EchoServer, Envoy, EnvoyConfig, Listener, PathMatch, Request, Response, Route, WasmFilter,
+};
+use serde_json::json;
+
+const CONFIG: &str = r#"{
+  "routes": [
+    {
+      "match": {"path": {"prefix": "/api/orders"}},
+      "limits": {"methods": ["GET", "POST"], "max_body_bytes": 1000},
+      "content_types": ["application/json"],
+      "schema": {
+        "type": "object", "required": ["sku", "qty"], "additionalProperties": false,
+        "properties": {"sku": {"type": "string", "pattern": "^[A-Z0-9-]{3,32}$"},
+                       "qty": {"type": "integer", "minimum": 1, "maximum": 99},
+                       "note": {"type": "string"}}
+      },
+      "csrf": {"allowed_origins": ["https://shop.example.com"]}
+    },
+    {"match": {"path": {"prefix": "/shadow"}}, "mode": "shadow", "limits": {"max_body_bytes": 100}},
+    {"match": {}, "limits": {"max_body_bytes": 1000}}
+  ]
+}"#;
+
+fn config(echo: SocketAddr, sink: Option<SocketAddr>) -> EnvoyConfig {
+    let mut listener = Listener::new("main").filter(WasmFilter::palisade("request-validation", CONFIG).unwrap());
+    let mut config = EnvoyConfig::new().cluster(Cluster::new("echo", echo));
+    if let Some(sink) = sink {
+        config = config.cluster(Cluster::new("sink", sink));
+        listener = listener.route(Route::to_cluster("sink", PathMatch::prefix("/sink"), "sink"));
+    }
+    config.listener(listener.route(Route::to_cluster("default", PathMatch::prefix("/"), "echo")))
+}
+
+fn order() -> serde_json::Value {
+    json!({"sku": "AB-123", "qty": 2, "note": "O'Brien says: select the union of both sets"})
+}
+
+/// Asserts a rejection with its JSON body; returns the body.
+fn assert_rejected(response: &Response, status: u16, rule: &str) -> serde_json::Value {
+    assert_eq!(response.status, status, "{}", response.text());
+    assert_eq!(response.header("content-type"), Some("application/json"));
+    let body = response.json().unwrap();
+    assert_eq!(body["error"], rule, "{body}");
+    body
+}
+
+#[test]
+fn rejections_and_passes_end_to_end() {
+    let echo = EchoServer::start().unwrap();
+    let envoy = Envoy::start("request_validation_rejections_and_passes", &config(echo.addr(), None)).unwrap();
+
+    let response = envoy.send(&Request::post("/api/orders", "").json(&order())).unwrap();
+    assert_eq!(response.status, 200, "{}", response.text());
+    let seen = response.echoed().unwrap();
+    assert_eq!(serde_json::from_str::<serde_json::Value>(seen.body.as_deref().unwrap()).unwrap(), order());
+
+    let sqli = envoy.send(&Request::get("/api/orders?id=1%27%20OR%20%271%27%3D%271%27%20--")).unwrap();
+    let body = assert_rejected(&sqli, 400, "sqli");
+    assert_eq!(body["errors"], json!(["query.id"]));
+    assert!(!sqli.text().contains("OR"), "payload echoed: {}", sqli.text());
+
+    let xss = envoy.send(&Request::get("/search").header("cookie", "c=%3Cscript%3Ealert(1)%3C%2Fscript%3E")).unwrap();
+    assert_eq!(assert_rejected(&xss, 400, "xss")["errors"], json!(["cookie.c"]));
+
+    let schema = envoy.send(&Request::post("/api/orders", "").json(&json!({"sku": "lower-secret", "qty": 0}))).unwrap();
+    let body = assert_rejected(&schema, 400, "schema_violation");
+    assert_eq!(body["errors"], json!(["/qty: minimum", "/sku: pattern"]));
+    assert!(!schema.text().contains("lower-secret"));
+
+    let not_json = Request::post("/api/orders", "{\"sku\":").header("content-type", "application/json");
+    assert_rejected(&envoy.send(&not_json).unwrap(), 400, "invalid_json");
+    let text = Request::post("/api/orders", "sku=AB-123").header("content-type", "text/plain");
+    assert_rejected(&envoy.send(&text).unwrap(), 415, "unsupported_content_type");
+    let put = envoy.send(&Request::new("PUT", "/api/orders")).unwrap();
+    assert_rejected(&put, 405, "method_not_allowed");
+    assert_eq!(put.header("allow"), Some("GET, POST"));
+    let traversal = envoy.send(&Request::get("/files/..%252f..%252fetc/passwd")).unwrap();
+    assert_rejected(&traversal, 400, "path_traversal");
+    let csrf = Request::post("/api/orders", "").json(&order()).header("origin", "https://evil.example");
+    assert_rejected(&envoy.send(&csrf).unwrap(), 403, "csrf_origin");
+    let same_site = Request::post("/api/orders", "").json(&order()).header("origin", "https://shop.example.com");
+    assert_eq!(envoy.send(&same_site).unwrap().status, 200);
+    let too_big = Request::post("/other", vec![b'x'; 1001]).header("content-type", "application/octet-stream");
+    assert_rejected(&envoy.send(&too_big).unwrap(), 413, "body_too_large");
+
+    let stats = envoy.stats().unwrap();
+    for rule in [
+        "sqli",
+        "xss",
+        "schema_violation",
+        "invalid_json",
+        "unsupported_content_type",
+        "method_not_allowed",
+        "path_traversal",
+        "csrf_origin",
+        "body_too_large",
+    ] {
+        assert_eq!(stats.wasmcustom(&format!("palisade.request_validation.{rule}.rejected")), Some(1), "{rule}");
+    }
+    // The echo answered the two orders and nothing else: body-phase rejections (JSON, schema)
+    // may have opened an upstream request with the headers, but never completed one.
+    eprintln!("echo upstream_rq_total: {:?}", stats.counter("cluster.echo.upstream_rq_total"));
+    assert_eq!(stats.counter("cluster.echo.upstream_rq_200"), Some(2));
+}
+
+#[test]
+fn a_chunked_upload_is_checked_whole_and_forwarded_whole() {
+    let echo = EchoServer::start().unwrap();
+    let envoy = Envoy::start("request_validation_chunked_upload", &config(echo.addr(), None)).unwrap();
+    let body = order().to_string();
+    let chunks: Vec<Vec<u8>> = body.as_bytes().chunks(10).map(<[u8]>::to_vec).collect();
+    assert!(chunks.len() > 3);
+    let request = Request::new("POST", "/api/orders")
+        .header("content-type", "application/json")
+        .chunked(chunks.clone(), Duration::from_millis(20));
+    let response = envoy.send(&request).unwrap();
+    assert_eq!(response.status, 200, "{}", response.text());
+    let seen = response.echoed().unwrap();
+    assert_eq!(seen.header("transfer-encoding"), Some("chunked"));
+    assert_eq!(seen.body.as_deref(), Some(body.as_str()));
+
+    // A schema violation split over chunks is found once the body is whole.
+    let bad = json!({"sku": "AB-123", "qty": 100}).to_string();
+    let request = Request::new("POST", "/api/orders")
+        .header("content-type", "application/json")
+        .chunked(bad.as_bytes().chunks(7).map(<[u8]>::to_vec).collect::<Vec<_>>(), Duration::from_millis(20));
+    let response = envoy.send(&request).unwrap();
+    assert_eq!(assert_rejected(&response, 400, "schema_violation")["errors"], json!(["/qty: maximum"]));
+    assert_eq!(envoy.stats().unwrap().counter("cluster.echo.upstream_rq_200"), Some(1));
+}
+
+/// An upstream that records every byte it receives and answers 200 once a chunked request ends.
+struct Sink {
+    addr: SocketAddr,
+    received: Arc<Mutex<Vec<u8>>>,
+}
+
+impl Sink {
+    fn start() -> Sink {
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let addr = listener.local_addr().unwrap();
+        let received = Arc::new(Mutex::new(Vec::new()));
+        let record = Arc::clone(&received);
+        // Detached: it ends with the test process; it only ever talks to Envoy on 127.0.0.1.
+        std::thread::spawn(move || {
+            for stream in listener.incoming().flatten() {
+                let record = Arc::clone(&record);
+                std::thread::spawn(move || serve(stream, &record));
+            }
+        });
+        Sink { addr, received }
+    }
+
+    fn received(&self) -> Vec<u8> {
+        self.received.lock().unwrap().clone()
+    }
+}
+
+fn serve(mut stream: TcpStream, record: &Mutex<Vec<u8>>) {
+    let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
+    let mut mine = Vec::new();
+    let mut buf = [0u8; 4096];
+    while let Ok(n) = stream.read(&mut buf) {
+        let Some(bytes) = buf.get(..n).filter(|b| !b.is_empty()) else { break };
+        record.lock().unwrap().extend_from_slice(bytes);
+        mine.extend_from_slice(bytes);
+        if mine.ends_with(b"\r\n0\r\n\r\n") {
+            mine.clear();
+            let _ = stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\n\r\nok");
+        }
+    }
+}
+
+fn contains(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+#[test]
+fn an_oversized_chunked_upload_gets_413_and_the_upstream_never_receives_it() {
+    let echo = EchoServer::start().unwrap();
+    let sink = Sink::start();
+    let envoy = Envoy::start("request_validation_oversized_upload", &config(echo.addr(), Some(sink.addr))).unwrap();
+    let upload = |marker: u8, chunks: usize| {
+        let chunk = vec![marker; 400];
+        let request = Request::new("POST", "/sink/upload")
+            .header("content-type", "application/octet-stream")
+            .chunked(vec![chunk; chunks], Duration::from_millis(30));
+        envoy.send(&request).unwrap()
+    };
+    // Control: within the limit (800 bytes) the sink receives the whole body.
+    let response = upload(b'A', 2);
+    assert_eq!(response.status, 200, "{}", response.text());
+    assert!(contains(&sink.received(), &[b'A'; 400]), "the sink records what Envoy forwards");
+
+    // 1200 bytes > 1000: 413 at the third chunk, and not one byte of the body goes upstream.
+    let response = upload(b'Z', 3);
+    assert_rejected(&response, 413, "body_too_large");
+    let received = sink.received();
+    assert!(!received.contains(&b'Z'), "body bytes forwarded: {}", String::from_utf8_lossy(&received));
+    let stats = envoy.stats().unwrap();
+    assert_eq!(stats.wasmcustom("palisade.request_validation.body_too_large.rejected"), Some(1));
+    assert_eq!(stats.counter("cluster.sink.upstream_rq_200"), Some(1));
+}
+
+#[test]
+fn shadow_mode_passes_and_counts_in_stats() {
+    let echo = EchoServer::start().unwrap();
+    let envoy = Envoy::start("request_validation_shadow", &config(echo.addr(), None)).unwrap();
+    let sqli = envoy.send(&Request::get("/shadow/q?id=1%27%20OR%20%271%27%3D%271%27%20--")).unwrap();
+    assert_eq!(sqli.status, 200, "{}", sqli.text());
+    assert_eq!(sqli.echoed().unwrap().path, "/shadow/q?id=1%27%20OR%20%271%27%3D%271%27%20--");
+    let big = Request::post("/shadow/up", vec![b'y'; 150]).header("content-type", "application/octet-stream");
+    let response = envoy.send(&big).unwrap();
+    assert_eq!(response.status, 200);
+    assert_eq!(response.echoed().unwrap().body.map(|b| b.len()), Some(150));
+    let traversal = envoy.send(&Request::get("/shadow/%2e%2e%2fetc")).unwrap();
+    assert_eq!(traversal.status, 200);
+
+    let name = "wasmcustom.palisade.request_validation.sqli.shadow";
+    assert_eq!(envoy.wait_for_counter(name, 1, Duration::from_secs(5)).unwrap(), Some(1));
+    let stats = envoy.stats().unwrap();
+    assert_eq!(stats.wasmcustom("palisade.request_validation.body_too_large.shadow"), Some(1));
+    assert_eq!(stats.wasmcustom("palisade.request_validation.path_traversal.shadow"), Some(1));
+    let rejected: u64 = stats
+        .with_prefix("wasmcustom.palisade.request_validation.")
+        .filter(|(name, _)| name.ends_with(".rejected"))
+        .filter_map(|(_, v)| v.parse::<u64>().ok())
+        .sum();
+    assert_eq!(rejected, 0);
+    // The same SQLi outside the shadowed route is refused.
+    let enforced = envoy.send(&Request::get("/other?id=1%27%20OR%20%271%27%3D%271%27%20--")).unwrap();
+    assert_rejected(&enforced, 400, "sqli");
+}
