@@ -49,6 +49,23 @@ impl Headers {
         self.pairs.push((lower(name), value.to_vec()));
     }
 
+    /// Envoy's `addCopy` from a filter (`proxy_add_header_map_value`): on an inline header
+    /// already present (see [`REQUEST_INLINE`], [`RESPONSE_INLINE`]) Envoy appends `,value` to
+    /// it (`HeaderMapImpl::insertByKey`, `appendToHeader`) instead of adding a second entry.
+    pub fn add_copy(&mut self, name: &[u8], value: &[u8], inline: &str) {
+        let name = lower(name);
+        if inline.split(',').any(|inline| inline == name) {
+            if let Some((_, existing)) = self.pairs.iter_mut().find(|(k, _)| *k == name) {
+                if !existing.is_empty() {
+                    existing.push(b',');
+                }
+                existing.extend_from_slice(value);
+                return;
+            }
+        }
+        self.pairs.push((name, value.to_vec()));
+    }
+
     /// Replaces every value of `name` with one value, keeping the first position (Envoy `setCopy`).
     pub fn replace(&mut self, name: &[u8], value: &[u8]) {
         let name = lower(name);
@@ -112,6 +129,35 @@ fn lower(name: &[u8]) -> String {
     String::from_utf8_lossy(name).to_ascii_lowercase()
 }
 
+/// The inline request headers of Envoy 1.40, as it logs them at startup ("request header map").
+pub const REQUEST_INLINE: &str =
+    ":authority,:method,:path,:protocol,:scheme,accept,accept-encoding,access-control-request-headers,\
+access-control-request-method,access-control-request-private-network,authentication,authorization,\
+cache-control,cdn-loop,connection,content-encoding,content-length,content-type,expect,\
+grpc-accept-encoding,grpc-timeout,if-match,if-modified-since,if-none-match,if-range,\
+if-unmodified-since,keep-alive,origin,pragma,proxy-connection,proxy-status,referer,te,\
+transfer-encoding,upgrade,user-agent,via,x-client-trace-id,x-envoy-attempt-count,\
+x-envoy-decorator-operation,x-envoy-downstream-service-cluster,x-envoy-downstream-service-node,\
+x-envoy-expected-rq-timeout-ms,x-envoy-external-address,x-envoy-force-trace,\
+x-envoy-hedge-on-per-try-timeout,x-envoy-internal,x-envoy-ip-tags,x-envoy-is-timeout-retry,\
+x-envoy-max-retries,x-envoy-original-host,x-envoy-original-path,x-envoy-original-url,\
+x-envoy-retriable-header-names,x-envoy-retriable-status-codes,x-envoy-retry-grpc-on,\
+x-envoy-retry-on,x-envoy-upstream-alt-stat-name,x-envoy-upstream-rq-per-try-timeout-ms,\
+x-envoy-upstream-rq-timeout-alt-response,x-envoy-upstream-rq-timeout-ms,\
+x-envoy-upstream-stream-duration-ms,x-forwarded-client-cert,x-forwarded-for,x-forwarded-host,\
+x-forwarded-port,x-forwarded-proto,x-request-id";
+
+/// The inline response headers of Envoy 1.40, as it logs them at startup ("response header map").
+pub const RESPONSE_INLINE: &str =
+    ":status,access-control-allow-credentials,access-control-allow-headers,access-control-allow-methods,\
+access-control-allow-origin,access-control-allow-private-network,access-control-expose-headers,\
+access-control-max-age,age,cache-control,connection,content-encoding,content-length,content-type,\
+date,etag,expires,grpc-message,grpc-status,keep-alive,last-modified,location,proxy-connection,\
+proxy-status,server,transfer-encoding,upgrade,vary,via,x-envoy-attempt-count,\
+x-envoy-decorator-operation,x-envoy-degraded,x-envoy-immediate-health-check-fail,\
+x-envoy-ratelimited,x-envoy-upstream-canary,x-envoy-upstream-healthchecked-cluster,\
+x-envoy-upstream-service-time,x-request-id";
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -131,5 +177,19 @@ mod tests {
         assert_eq!(map.len(), 1);
         map.replace(b"new", b"v");
         assert_eq!(map.get("new").as_deref(), Some("v"));
+    }
+
+    #[test]
+    fn add_copy_appends_to_a_present_inline_header_with_a_comma() {
+        let mut map = Headers::from_pairs([("vary", "accept-encoding"), ("link", "<a>")]);
+        map.add_copy(b"Vary", b"Origin", RESPONSE_INLINE);
+        map.add_copy(b"link", b"<b>", RESPONSE_INLINE);
+        map.add_copy(b"cache-control", b"no-store", RESPONSE_INLINE);
+        assert_eq!(map.get_all("vary"), ["accept-encoding,Origin"]);
+        assert_eq!(map.get_all("link"), ["<a>", "<b>"], "not inline: a second entry");
+        assert_eq!(map.get_all("cache-control"), ["no-store"]);
+        map.add_copy(b"x-forwarded-for", b"1", "");
+        map.add_copy(b"x-forwarded-for", b"2", "");
+        assert_eq!(map.get_all("x-forwarded-for"), ["1", "2"]);
     }
 }

@@ -4,7 +4,7 @@ use wasmtime::{Caller, Linker};
 
 use super::abi::{self, buffer, map, LogLevel, Status};
 use super::callouts::{GrpcCall, HttpCall};
-use super::headers::Headers;
+use super::headers::{self, Headers};
 use super::memory;
 use super::properties;
 use super::shared::MetricKind;
@@ -327,7 +327,12 @@ fn add_header_maps(linker: &mut Linker<VmState>) -> wasmtime::Result<()> {
             guard(&c, "proxy_add_header_map_value")?;
             let key = read!(&mut c, key_ptr, key_len);
             let value = read!(&mut c, val_ptr, val_len);
-            Ok(with_map(&mut c, kind, |m| m.add(&key, &value)).map_or_else(Status::code, |()| 0))
+            let inline = match kind {
+                map::REQUEST_HEADERS => headers::REQUEST_INLINE,
+                map::RESPONSE_HEADERS => headers::RESPONSE_INLINE,
+                _ => "",
+            };
+            Ok(with_map(&mut c, kind, |m| m.add_copy(&key, &value, inline)).map_or_else(Status::code, |()| 0))
         },
     )?;
     linker.func_wrap("env", "proxy_get_header_map_size", |mut c: C, kind: i32, out: i32| -> R {
