@@ -66,9 +66,7 @@ pub fn from_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ConfigError> {
         let field = if field == "." { String::new() } else { field };
         ConfigError::new(field, err.inner().to_string())
     })?;
-    deserializer
-        .end()
-        .map_err(|err| ConfigError::new("", err.to_string()))?;
+    deserializer.end().map_err(|err| ConfigError::new("", err.to_string()))?;
     Ok(value)
 }
 

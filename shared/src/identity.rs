@@ -25,13 +25,8 @@ pub const FILTER_STATE_PROPERTY: &str = "palisade.identity";
 pub const HEADER_PREFIX: &str = "x-palisade-";
 
 /// The identity headers Palisade may send upstream; inbound copies are always removed.
-pub const HEADERS: [&str; 5] = [
-    "x-palisade-provider",
-    "x-palisade-issuer",
-    "x-palisade-subject",
-    "x-palisade-consumer",
-    "x-palisade-tier",
-];
+pub const HEADERS: [&str; 5] =
+    ["x-palisade-provider", "x-palisade-issuer", "x-palisade-subject", "x-palisade-consumer", "x-palisade-tier"];
 
 /// Who the caller is, as established by an authentication filter.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -176,10 +171,11 @@ mod tests {
             subject: Some("alice".into()),
             consumer: None,
             tier: Some("premium".into()),
-            claims: json!({"realm_access": {"roles": ["admin", "ops"]}, "https://x.io/team": "red", "scope": "read write"})
-                .as_object()
-                .unwrap()
-                .clone(),
+            claims:
+                json!({"realm_access": {"roles": ["admin", "ops"]}, "https://x.io/team": "red", "scope": "read write"})
+                    .as_object()
+                    .unwrap()
+                    .clone(),
         }
     }
 
