@@ -168,9 +168,11 @@ struct Root {
 }
 
 impl Context for Root {
-    fn on_http_call_response(&mut self, token_id: u32, _num_headers: usize, body_size: usize, _num_trailers: usize) {
-        let status = self.get_http_call_response_header(":status");
-        let body = self.get_http_call_response_body(0, body_size);
+    fn on_http_call_response(&mut self, token_id: u32, num_headers: usize, body_size: usize, _num_trailers: usize) {
+        // A reset or timed-out callout has no response map: reading it is a BadArgument, on
+        // which the SDK panics (the VM would trap).
+        let status = if num_headers > 0 { self.get_http_call_response_header(":status") } else { None };
+        let body = if body_size > 0 { self.get_http_call_response_body(0, body_size) } else { None };
         let (Some(shared), Some(fetcher)) = (&self.shared, &mut self.fetcher) else { return };
         match fetcher.complete(token_id, status.as_deref(), body.as_deref(), now_millis()) {
             Some(true) => shared.metrics.jwks_fetch_ok.inc(),

@@ -358,6 +358,15 @@ impl<'a> Exchange<'a> {
             .ok_or_else(|| anyhow!("no pending call with token {token} in this chain"))
     }
 
+    /// Applies what another context left on this stream (a root context's `proxy_continue_stream`
+    /// or local reply after `proxy_set_effective_context`, e.g. from a tick or a callout answered
+    /// through [`Plugin::answer_http_call`]), then runs the stream as far as it goes.
+    pub fn poll(&mut self) {
+        self.after_callback(0, Ok(()));
+        self.run();
+        self.maybe_finish();
+    }
+
     /// Resumes the first filter paused on the request path, as `proxy_continue_stream` would.
     pub fn continue_request(&mut self) -> Result<()> {
         let position = self
