@@ -1,5 +1,7 @@
 //! field-encryption through the wasmtime test host: chunked bodies, refusals, tampered
 //! responses, hostile traffic.
+// Helpers outside `#[test]` fns unwrap too: a panic here is a failed assertion.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use palisade_tests::host::traffic::assert_never_traps;
 use palisade_tests::host::{Host, Plugin, Request, Response, Verdict};
