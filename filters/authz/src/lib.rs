@@ -132,15 +132,7 @@ impl HttpContext for AuthzHttp {
             return Action::Pause;
         };
         let request = palisade_glue::request_view();
-        let identity = match palisade_glue::read_identity() {
-            Some(Ok(identity)) => Some(identity),
-            Some(Err(err)) => {
-                state.metrics.identity_malformed.inc();
-                palisade_glue::log(LogLevel::Warn, &format!("[{}] palisade authz: {err}", self.context_id));
-                None
-            }
-            None => None,
-        };
+        let identity = palisade_glue::read_identity("authz", self.context_id, state.metrics.identity_malformed);
         let decision = state.authz.evaluate(&request, identity.as_ref(), destination_port());
         state.metrics.count(&decision);
         for event in state.authz.audit_events(&decision, &request, identity.as_ref()) {

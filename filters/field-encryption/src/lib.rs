@@ -51,6 +51,7 @@ struct Metrics {
     key_usage_warnings: Counter,
     responses_not_json: Counter,
     responses_too_large: Counter,
+    identity_malformed: Counter,
 }
 
 impl Metrics {
@@ -73,6 +74,7 @@ impl Metrics {
             key_usage_warnings: counter("key_usage_warnings"),
             responses_not_json: counter("response_not_json"),
             responses_too_large: counter("response_too_large"),
+            identity_malformed: counter("identity_malformed"),
         }
     }
 
@@ -172,7 +174,8 @@ impl HttpContext for EncryptionHttp {
         self.request = palisade_glue::request_view();
         let Some(route) = state.policy.select(&self.request) else { return Action::Continue };
         self.route = Some(route);
-        self.identity = palisade_glue::read_identity().and_then(Result::ok);
+        self.identity =
+            palisade_glue::read_identity("field-encryption", self.context_id, state.metrics.identity_malformed);
         self.decrypt_body = state.policy.decrypts(route);
         if !state.policy.encrypts(route) {
             return Action::Continue;

@@ -136,11 +136,18 @@ fn serialize_pairs(pairs: &[(&str, &str)]) -> Vec<u8> {
 
 /// The caller's identity left in filter state by an authentication filter.
 ///
-/// `None` when no filter set one; `Some(Err)` when the state is unreadable, which callers
-/// must treat as "no identity" and fail closed.
-pub fn read_identity() -> Option<Result<Identity, palisade_core::identity::IdentityError>> {
+/// `None` when no filter set one. Unreadable state is logged, counted on `malformed`, and
+/// treated as no identity, so every consumer fails closed on it.
+pub fn read_identity(filter: &str, context_id: u32, malformed: Counter) -> Option<Identity> {
     let bytes = hostcalls::get_property(vec![FILTER_STATE_PROPERTY]).ok()??;
-    Some(Identity::from_filter_state(&bytes))
+    match Identity::from_filter_state(&bytes) {
+        Ok(identity) => Some(identity),
+        Err(err) => {
+            malformed.inc();
+            log(LogLevel::Warn, &format!("[{context_id}] palisade {filter}: {err}"));
+            None
+        }
+    }
 }
 
 /// Hands the identity to later filters through filter state.

@@ -153,16 +153,8 @@ impl HttpContext for RateLimitHttp {
             return Action::Pause;
         };
         let request = palisade_glue::request_view();
-        let identity = match palisade_glue::read_identity() {
-            Some(Ok(identity)) => Some(identity),
-            Some(Err(err)) => {
-                // Unreadable identity: limit the caller as anonymous.
-                state.metrics.identity_malformed.inc();
-                palisade_glue::log(LogLevel::Warn, &format!("[{}] palisade rate-limit: {err}", self.context_id));
-                None
-            }
-            None => None,
-        };
+        // Unreadable identity: limit the caller as anonymous.
+        let identity = palisade_glue::read_identity("rate-limit", self.context_id, state.metrics.identity_malformed);
         let decision = state.policy.check(&mut HostStore, &request, identity.as_ref(), palisade_glue::now_millis());
         state.metrics.count(&decision);
         if let Some(event) = &decision.audit {
