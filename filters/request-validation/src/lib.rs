@@ -18,10 +18,17 @@ use palisade_glue::{log, now_millis, request_view, send_reply, Counter};
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, ContextType, LogLevel};
 
+#[cfg(feature = "entry")]
 proxy_wasm::main! {{
     proxy_wasm::set_log_level(LogLevel::Info);
-    proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(Root::default()) });
+    proxy_wasm::set_root_context(|_| root());
 }}
+
+/// A new root context of this filter: the filter's own entry point uses it, and so does the
+/// gateway bundle (`filters/gateway`) for this layer.
+pub fn root() -> Box<dyn RootContext> {
+    Box::new(Root::default())
+}
 
 /// One rejected and one shadow counter per rule, indexed by `rule as usize`.
 struct Counters {

@@ -14,6 +14,7 @@ use crate::route::{RouteMatchConfig, Routes};
 
 /// The whole filter config.
 #[derive(Debug, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ValidationConfig {
     /// `enforce` (default) or `shadow` for every rule of every route.
@@ -29,6 +30,7 @@ pub struct ValidationConfig {
 
 /// The rules of one route.
 #[derive(Debug, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RouteConfig {
     /// Which requests this route covers (all, when empty).
@@ -59,6 +61,7 @@ pub struct RouteConfig {
 
 /// `limits`.
 #[derive(Debug, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, default)]
 pub struct LimitsConfig {
     /// Allowed methods; empty allows any.
@@ -90,6 +93,7 @@ impl Default for LimitsConfig {
 
 /// `json`.
 #[derive(Debug, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, default)]
 pub struct JsonLimitsConfig {
     /// Deepest nesting of objects and arrays (at most 64).
@@ -110,6 +114,7 @@ impl Default for JsonLimitsConfig {
 
 /// `injection`.
 #[derive(Debug, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, default)]
 pub struct InjectionConfig {
     /// Where libinjection's SQL detector runs.
@@ -143,6 +148,7 @@ impl Default for InjectionConfig {
 
 /// `csrf`.
 #[derive(Debug, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct CsrfConfig {
     /// Origins (`https://app.example.com`) allowed to send unsafe requests.
@@ -166,6 +172,7 @@ fn yes() -> bool {
 
 /// `csrf.token`.
 #[derive(Debug, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct TokenConfig {
     /// Request header carrying the token.

@@ -5,6 +5,8 @@
 //! Bodies are parsed into a `serde_json::Value` (for the schema) only after this scan has
 //! proved the nesting is within `max_depth` (at most 64, under serde_json's limit of 128).
 
+use std::borrow::Cow;
+
 use super::config::JsonLimitsConfig;
 use crate::config::ConfigError;
 
@@ -60,9 +62,9 @@ pub enum ScanError {
 
 /// One step of a JSON Pointer.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Segment {
-    /// An object member.
-    Key(String),
+pub enum Segment<'a> {
+    /// An object member (borrowed from the body unless it had escapes).
+    Key(Cow<'a, str>),
     /// An array item.
     Index(usize),
 }
@@ -111,10 +113,10 @@ struct Scanner<'a> {
     pos: usize,
     limits: &'a JsonLimits,
     stack: Vec<Frame>,
-    path: Vec<Segment>,
+    path: Vec<Segment<'a>>,
 }
 
-impl Scanner<'_> {
+impl<'a> Scanner<'a> {
     fn run(mut self, visit: &mut dyn FnMut(&[Segment], StrRole, &str) -> bool) -> Result<(), ScanError> {
         'value: loop {
             // A value starts here.
@@ -291,15 +293,25 @@ impl Scanner<'_> {
         Ok(())
     }
 
-    /// Decodes a string starting at its opening quote.
-    fn string(&mut self) -> Result<String, ScanError> {
+    /// Decodes a string starting at its opening quote; borrowed from the body when it has no
+    /// escape (most strings), so the common case allocates nothing.
+    fn string(&mut self) -> Result<Cow<'a, str>, ScanError> {
         self.pos += 1;
+        let start = self.pos;
+        self.skip_plain();
+        if self.peek() == Some(b'"') {
+            let plain = self.text.get(start..self.pos).unwrap_or_default();
+            if plain.len() > self.limits.max_string_bytes {
+                return Err(self.limit("max_string_bytes"));
+            }
+            self.pos += 1;
+            return Ok(Cow::Borrowed(plain));
+        }
+        self.pos = start;
         let mut out = String::new();
         loop {
             let start = self.pos;
-            while matches!(self.peek(), Some(b) if b != b'"' && b != b'\\' && b >= 0x20) {
-                self.pos += 1;
-            }
+            self.skip_plain();
             // The input is a &str and the run stops only at ASCII bytes, so it is whole UTF-8.
             out.push_str(self.text.get(start..self.pos).unwrap_or_default());
             if out.len() > self.limits.max_string_bytes {
@@ -308,7 +320,7 @@ impl Scanner<'_> {
             match self.peek() {
                 Some(b'"') => {
                     self.pos += 1;
-                    return Ok(out);
+                    return Ok(Cow::Owned(out));
                 }
                 Some(b'\\') => {
                     self.pos += 1;
@@ -329,6 +341,13 @@ impl Scanner<'_> {
                 }
                 _ => return Err(ScanError::Syntax(self.pos)),
             }
+        }
+    }
+
+    /// Skips string bytes that need no decoding: up to a quote, a backslash or a control byte.
+    fn skip_plain(&mut self) {
+        while matches!(self.peek(), Some(b) if b != b'"' && b != b'\\' && b >= 0x20) {
+            self.pos += 1;
         }
     }
 

@@ -111,7 +111,9 @@ impl Validator {
     /// Parses and compiles a JSON config; `env` reads the VM environment (CSRF key).
     pub fn from_json(bytes: &[u8], env: &dyn Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
         let config: ValidationConfig = from_json(bytes)?;
-        Ok(Self { policy: compile(&config, env)? })
+        let policy = compile(&config, env)?;
+        injection::warm_up();
+        Ok(Self { policy })
     }
 
     /// Every rule that needs no body. `has_body`: the headers did not end the stream.
@@ -273,5 +275,7 @@ pub fn metric_name(rule: Rule, mode: Mode) -> String {
     format!("palisade.request_validation.{}.{suffix}", rule.code())
 }
 
+#[cfg(test)]
+mod libinjection_tests;
 #[cfg(test)]
 mod tests;

@@ -9,6 +9,7 @@ use crate::decision::LocalReply;
 
 /// Enforce (reject) or shadow (count and log, then pass).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Mode {
     /// Reject the request.
@@ -20,6 +21,7 @@ pub enum Mode {
 
 /// Every rule the filter applies; its snake_case name is the error code and the metric name.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, Serialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Rule {
     /// The method is not in `limits.methods` (405).

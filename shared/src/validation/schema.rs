@@ -284,13 +284,13 @@ impl Schema {
         }
         for name in &self.required {
             if !object.contains_key(name) {
-                path.push(Segment::Key(name.clone()));
+                path.push(Segment::Key(name.clone().into()));
                 fail("required", path, errors);
                 path.pop();
             }
         }
         for (name, item) in object {
-            path.push(Segment::Key(name.clone()));
+            path.push(Segment::Key(name.clone().into()));
             match self.properties.iter().find(|(known, _)| known == name) {
                 Some((_, schema)) => schema.check(item, path, errors),
                 None => {

@@ -403,3 +403,84 @@ fn randomized_traffic_never_panics() {
         let _ = run(&bodies, &body_only, Some(&bytes), 1 + (next() % 4) as usize);
     }
 }
+
+/// A realistic order: 3,996 bytes, 60 string values (names, emails, prose, prices, ids).
+const ORDER_4K: &str = include_str!("../../tests/data/order_4k.json");
+
+/// The schema an order route would carry, for the timing report.
+const ORDER_SCHEMA: &str = r#"{"type":"object","required":["order_id","customer","items"],"properties":{
+  "order_id":{"type":"string","pattern":"^ord_[0-9a-f]{32}$"},"created_at":{"type":"string","format":"date-time"},
+  "customer":{"type":"object","required":["id","email"],"properties":{"id":{"type":"string"},
+    "email":{"type":"string","format":"email"},"first_name":{"type":"string","maxLength":100},
+    "last_name":{"type":"string","maxLength":100},"phone":{"type":"string"},"locale":{"type":"string"},
+    "loyalty_tier":{"enum":["bronze","silver","gold"]}}},
+  "items":{"type":"array","minItems":1,"maxItems":50,"items":{"type":"object","required":["sku","qty","unit_price"],
+    "properties":{"sku":{"type":"string","pattern":"^SKU-[0-9]+-[A-Z]$"},"name":{"type":"string","maxLength":200},
+      "description":{"type":"string","maxLength":2000},"qty":{"type":"integer","minimum":1,"maximum":99},
+      "unit_price":{"type":"number","exclusiveMinimum":0},"currency":{"enum":["EUR","USD","GBP"]},
+      "category":{"type":"string"}}}},
+  "notes":{"type":"string","maxLength":1000},"coupon":{"type":"string"},"referrer":{"type":"string","format":"uri"}}}"#;
+
+/// Microseconds per call of `f`: the fastest of 15 batches of `rounds` calls, so that other
+/// work on a shared machine inflates the figure as little as possible.
+fn micros(rounds: u32, mut f: impl FnMut()) -> f64 {
+    f(); // warm up
+    (0..15)
+        .map(|_| {
+            let start = std::time::Instant::now();
+            for _ in 0..rounds {
+                f();
+            }
+            start.elapsed().as_secs_f64() * 1e6 / f64::from(rounds)
+        })
+        .fold(f64::INFINITY, f64::min)
+}
+
+/// Native timings of each stage of a 4 KiB JSON body; no assertion on time.
+/// `cargo test --release -p palisade-core --features validation report_body -- --ignored --nocapture`
+#[test]
+#[ignore = "timing report"]
+fn report_body_timings() {
+    let body = ORDER_4K.as_bytes();
+    let limits = json::JsonLimits::compile(&config::JsonLimitsConfig::default(), "json").unwrap();
+    let mut strings = Vec::new();
+    json::scan(body, &limits, &mut |_, _, s| {
+        strings.push(s.to_string());
+        true
+    })
+    .unwrap();
+    let n = strings.len() as f64;
+    println!("body: {} bytes, {} strings (keys and values)", body.len(), strings.len());
+    let scan = micros(200, || {
+        std::hint::black_box(json::scan(body, &limits, &mut |_, _, s| std::hint::black_box(s).len() < usize::MAX)).ok();
+    });
+    println!("JSON scan + limits: {scan:.1} us");
+    let parse = micros(200, || drop(std::hint::black_box(serde_json::from_slice::<serde_json::Value>(body))));
+    println!("serde_json parse (for the schema): {parse:.1} us");
+    let schema = Schema::compile(&serde_json::from_str(ORDER_SCHEMA).unwrap(), "schema").unwrap();
+    let value: serde_json::Value = serde_json::from_slice(body).unwrap();
+    assert!(schema.validate(&value).is_empty(), "{:?}", schema.validate(&value));
+    let validate = micros(200, || drop(std::hint::black_box(schema.validate(&value))));
+    println!("schema validation: {validate:.1} us");
+    type Detect = fn(&str) -> bool;
+    let detectors: [(&str, Detect); 4] = [
+        ("sqli, libinjectionrs alone", |s| libinjectionrs::detect_sqli(s.as_bytes()).is_injection()),
+        ("sqli, Detector", |s| Detector::Sqli.detects(s)),
+        ("xss, libinjectionrs alone", |s| libinjectionrs::detect_xss(s.as_bytes()).is_injection()),
+        ("xss, Detector", |s| Detector::Xss.detects(s)),
+    ];
+    for (name, detect) in detectors {
+        let all = micros(200, || strings.iter().for_each(|s| assert!(!detect(std::hint::black_box(s)), "{s}")));
+        println!("{name}: {:.2} us per string, {all:.1} us per body", all / n);
+    }
+    let v = validator(&format!(r#"{{"routes":[{{"schema":{ORDER_SCHEMA}}}]}}"#));
+    let req = request("POST", "/orders", &[("content-type", "application/json")]);
+    let plan = v.check_headers(&req, true, 0).body.unwrap();
+    assert_eq!(v.check_body(&plan, body), Findings::default());
+    let whole = micros(200, || drop(std::hint::black_box(v.check_body(&plan, body))));
+    println!("check_body (scan, sqli, xss, traversal off, schema): {whole:.1} us");
+    let no_schema = validator(r#"{"routes":[{}]}"#);
+    let plan = no_schema.check_headers(&req, true, 0).body.unwrap();
+    let detectors = micros(200, || drop(std::hint::black_box(no_schema.check_body(&plan, body))));
+    println!("check_body without schema: {detectors:.1} us");
+}
