@@ -124,13 +124,15 @@ impl<'a> Envelope<'a> {
     }
 }
 
-/// The context a value is bound to: its logical field name and context values.
+/// The context a value is bound to: its logical field name, context values and record id.
 #[derive(Debug, Clone, Copy)]
 pub struct Binding<'a> {
     /// Logical field name, e.g. `user.email`.
     pub field: &'a str,
     /// Named context values, e.g. `("tenant", "acme")`, in configured order.
     pub context: &'a [(String, String)],
+    /// The id of the record holding the value, when the rule binds one.
+    pub record: Option<&'a str>,
 }
 
 impl Binding<'_> {
@@ -145,6 +147,12 @@ impl Binding<'_> {
         for (name, value) in self.context {
             push_prefixed(&mut aad, name.as_bytes());
             push_prefixed(&mut aad, value.as_bytes());
+        }
+        // Appended only when bound: the encoding above is self-delimiting, so values sealed
+        // before record binding existed keep their associated data.
+        if let Some(record) = self.record {
+            push_prefixed(&mut aad, b"record");
+            push_prefixed(&mut aad, record.as_bytes());
         }
         aad
     }
@@ -367,7 +375,7 @@ mod tests {
     #[test]
     fn every_bit_flip_of_a_ciphertext_is_detected() {
         let key = key("k1", 1);
-        let binding = Binding { field: "user.email", context: CONTEXT };
+        let binding = Binding { field: "user.email", context: CONTEXT, record: None };
         for mode in [Mode::Randomized, Mode::Deterministic] {
             let text =
                 seal(&key, mode, binding, &Plain::String("alice@example.com".into()), &mut CountingNonces(0)).unwrap();
@@ -390,25 +398,40 @@ mod tests {
         let other_material = key("k1", 2);
         let tenant_a = [("tenant".to_string(), "a".to_string())];
         let tenant_b = [("tenant".to_string(), "b".to_string())];
-        let bound = Binding { field: "user.email", context: &tenant_a };
+        let bound = Binding { field: "user.email", context: &tenant_a, record: None };
         let text = seal(&k1, Mode::Randomized, bound, &Plain::Json("42".into()), &mut CountingNonces(9)).unwrap();
         let envelope = Envelope::parse(&text).unwrap();
         assert_eq!(open(&k1, &envelope, bound), Ok(Plain::Json("42".into())));
         let wrong = [
-            Binding { field: "user.name", context: &tenant_a },
-            Binding { field: "user.email", context: &tenant_b },
-            Binding { field: "user.email", context: CONTEXT },
+            Binding { field: "user.name", context: &tenant_a, record: None },
+            Binding { field: "user.email", context: &tenant_b, record: None },
+            Binding { field: "user.email", context: CONTEXT, record: None },
         ];
         for binding in wrong {
             assert_eq!(open(&k1, &envelope, binding), Err(OpenError::AuthenticationFailed));
         }
         assert_eq!(open(&other_material, &envelope, bound), Err(OpenError::AuthenticationFailed));
+        // A record-bound value opens only with its record's id.
+        let record = |id| Binding { record: id, ..bound };
+        let text = seal(&k1, Mode::Deterministic, record(Some("7")), &Plain::Json("42".into()), &mut CountingNonces(0))
+            .unwrap();
+        let envelope = Envelope::parse(&text).unwrap();
+        assert_eq!(open(&k1, &envelope, record(Some("7"))), Ok(Plain::Json("42".into())));
+        for other in [Some("8"), Some("70"), Some(""), None] {
+            assert_eq!(open(&k1, &envelope, record(other)), Err(OpenError::AuthenticationFailed), "{other:?}");
+        }
+        // Unbound associated data is what it was before record binding existed.
+        let unbound = Binding { field: "f", context: &tenant_a, record: None }.aad(Mode::Randomized, "k");
+        let expected: &[u8] = b"palisade-fe\0\0\0\0\x02v1\0\0\0\x01k\0\0\0\x01f\0\0\0\x01\0\0\0\x06tenant\0\0\0\x01a";
+        assert_eq!(unbound, expected);
+        let bound_aad = Binding { field: "f", context: &tenant_a, record: Some("7") }.aad(Mode::Randomized, "k");
+        assert_eq!(bound_aad, [expected, b"\0\0\0\x06record\0\0\0\x017"].concat());
         let relabeled = Envelope { key_id: "k2", ..envelope.clone() };
         assert_eq!(open(&key("k2", 1), &relabeled, bound), Err(OpenError::AuthenticationFailed));
         // Length prefixes: ("ab","c") and ("a","bc") must differ.
         let x = [("ab".to_string(), "c".to_string())];
         let y = [("a".to_string(), "bc".to_string())];
-        let aad = |c| Binding { field: "f", context: c }.aad(Mode::Randomized, "k");
+        let aad = |c| Binding { field: "f", context: c, record: None }.aad(Mode::Randomized, "k");
         assert_ne!(aad(&x), aad(&y));
     }
 
@@ -417,7 +440,7 @@ mod tests {
         let good = seal(
             &key("k1", 1),
             Mode::Randomized,
-            Binding { field: "f", context: CONTEXT },
+            Binding { field: "f", context: CONTEXT, record: None },
             &Plain::Json("1".into()),
             &mut CountingNonces(0),
         )

@@ -14,7 +14,7 @@ use crate::route::{RouteMatchConfig, Routes};
 use super::ciphertext::Mode;
 use super::envelope::{self, UnwrapError};
 use super::keyring::{DataKey, Keyring, KEY_LEN};
-use super::pointer::Pointer;
+use super::pointer::{Pointer, RecordId};
 use super::usage::{UsageLimits, DEFAULT_HARD_STOP, DEFAULT_WARN_AFTER, NIST_RANDOM_NONCE_LIMIT};
 
 /// Default largest body the filter buffers (below Envoy's 1 MiB default buffer limit).
@@ -22,6 +22,7 @@ pub const DEFAULT_MAX_BODY_BYTES: usize = 1_000_000;
 
 /// The whole config.
 #[derive(Debug, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct EncryptionConfig {
     /// The keyring.
@@ -47,6 +48,7 @@ fn default_max_body_bytes() -> usize {
 
 /// The keyring as written.
 #[derive(Debug, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct KeysConfig {
     /// Id of the key that encrypts.
@@ -70,6 +72,7 @@ fn one() -> u32 {
 
 /// One data key: exactly one of `env`, `wrapped` (with `kek`), `inline`.
 #[derive(Debug, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct DataKeyConfig {
     /// Written into every ciphertext.
@@ -92,6 +95,7 @@ pub struct DataKeyConfig {
 
 /// A key-encryption key: exactly one of `env`, `inline`.
 #[derive(Debug, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct KekConfig {
     /// Referenced by data keys' `kek`.
@@ -106,6 +110,7 @@ pub struct KekConfig {
 
 /// A logical field.
 #[derive(Debug, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct FieldConfig {
     /// `randomized` (AES-GCM, default) or `deterministic` (AES-SIV, reveals equality).
@@ -127,6 +132,7 @@ pub struct FieldConfig {
 
 /// Encryption mode as written.
 #[derive(Debug, Clone, Copy, Default, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum ModeConfig {
     /// AES-256-GCM, random nonce.
@@ -138,6 +144,7 @@ pub enum ModeConfig {
 
 /// A context value taken from the caller's identity.
 #[derive(Debug, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ContextConfig {
     /// Name bound with the value (`tenant`).
@@ -148,6 +155,7 @@ pub struct ContextConfig {
 
 /// A reader condition: the claim holds one of `any_of`.
 #[derive(Debug, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ReaderConfig {
     /// Claim path.
@@ -161,6 +169,7 @@ pub struct ReaderConfig {
 
 /// What replaces a value that is not shown.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum RedactionConfig {
     /// JSON `null`.
@@ -174,6 +183,7 @@ pub enum RedactionConfig {
 
 /// One route.
 #[derive(Debug, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RouteConfig {
     /// Which requests.
@@ -189,6 +199,7 @@ pub struct RouteConfig {
 
 /// A pointer bound to a field.
 #[derive(Debug, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RuleConfig {
     /// JSON pointer, `*` for every element.
@@ -198,10 +209,16 @@ pub struct RuleConfig {
     /// Refuse a request that lacks the value (encrypt rules only).
     #[serde(default)]
     pub required: bool,
+    /// Where the value's record id is, as a relative JSON pointer (`1/id`: the `id` member of
+    /// the object holding the value); the id is bound into the ciphertext, so a value copied to
+    /// another record does not decrypt. Every rule of a field must give it, or none.
+    #[serde(default)]
+    pub record: Option<String>,
 }
 
 /// Usage thresholds as written.
 #[derive(Debug, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct UsageConfig {
     /// Warn past this many encryptions per key.
@@ -270,6 +287,7 @@ pub struct Rule {
     pub(crate) pointer: Pointer,
     pub(crate) field: usize,
     pub(crate) required: bool,
+    pub(crate) record: Option<RecordId>,
 }
 
 impl Policy {
@@ -291,6 +309,8 @@ pub fn compile(config: &EncryptionConfig, env: &dyn Fn(&str) -> Option<String>) 
         return Err(ConfigError::new("routes", "must not be empty"));
     }
     let mut index = 0;
+    // (field, rule location, binds a record) of every rule, to check each field is consistent.
+    let mut bindings: Vec<(usize, String, bool)> = Vec::new();
     let routes = Routes::compile(
         &config.routes,
         "routes",
@@ -303,10 +323,16 @@ pub fn compile(config: &EncryptionConfig, env: &dyn Fn(&str) -> Option<String>) 
                 compile_rules(&route.encrypt, &names, true).map_err(|e| e.within(&format!("{at}.encrypt")))?;
             let decrypt =
                 compile_rules(&route.decrypt, &names, false).map_err(|e| e.within(&format!("{at}.decrypt")))?;
+            for (list, rules) in [("encrypt", &encrypt), ("decrypt", &decrypt)] {
+                for (i, rule) in rules.iter().enumerate() {
+                    bindings.push((rule.field, format!("{at}.{list}[{i}]"), rule.record.is_some()));
+                }
+            }
             index += 1;
             Ok(Route { index: index - 1, encrypt, decrypt })
         },
     )?;
+    check_record_bindings(&bindings, &names)?;
     if config.max_body_bytes == 0 {
         return Err(ConfigError::new("max_body_bytes", "must be at least 1"));
     }
@@ -483,9 +509,40 @@ fn compile_rules(rules: &[RuleConfig], names: &[&String], encrypt: bool) -> Resu
         if rule.required && !encrypt {
             return Err(ConfigError::new(format!("[{i}].required"), "applies to encrypt rules only"));
         }
-        compiled.push(Rule { pointer, field, required: rule.required });
+        let record = match &rule.record {
+            Some(text) => Some(RecordId::parse(text, &pointer, &format!("[{i}].record"))?),
+            None => None,
+        };
+        compiled.push(Rule { pointer, field, required: rule.required, record });
+    }
+    // A record id that is itself transformed would read differently in requests and responses.
+    for (i, rule) in compiled.iter().enumerate() {
+        let Some(record) = &rule.record else { continue };
+        let id = record.absolute(&rule.pointer);
+        if let Some(j) = compiled.iter().position(|other| other.pointer.overlaps(&id)) {
+            return Err(ConfigError::new(
+                format!("[{i}].record"),
+                format!("selects a value inside [{j}].path: the record id must not be encrypted"),
+            ));
+        }
     }
     Ok(compiled)
+}
+
+/// A field bound to its record in one rule must be in every rule: its ciphertexts carry the
+/// record id, and a rule without one could never decrypt them (nor should it make unbound ones).
+fn check_record_bindings(bindings: &[(usize, String, bool)], names: &[&String]) -> Result<(), ConfigError> {
+    for (field, at, bound) in bindings {
+        if let Some((_, other, _)) = bindings.iter().find(|(f, _, b)| f == field && b != bound) {
+            let name = names.get(*field).map_or("", |n| n.as_str());
+            let (with, without) = if *bound { (at, other) } else { (other, at) };
+            return Err(ConfigError::new(
+                format!("{without}.record"),
+                format!("required: field {name} is bound to its record in {with}"),
+            ));
+        }
+    }
+    Ok(())
 }
 
 #[cfg(test)]
@@ -556,6 +613,18 @@ mod tests {
             (with("/usage", json!({"warn_after": 5, "hard_stop": 5})), "usage.warn_after: must be below hard_stop"),
             (with("/rewrap", json!("yes")), "rewrap: invalid type: string \"yes\", expected a boolean"),
             (with("/routes/0/encrypt/0/extra", json!(1)), "routes[0].encrypt[0].extra: unknown field `extra`"),
+            (with("/routes/0/encrypt/0/record", json!("0/id")), "routes[0].encrypt[0].record: must go up at least 1 level: the id cannot be inside the encrypted value"),
+            (with("/routes/0/encrypt/0/record", json!("id")), "routes[0].encrypt[0].record: must be a relative JSON pointer such as 1/id"),
+            (with("/routes/0/encrypt/0/record", json!("01/id")), "routes[0].encrypt[0].record: must be a relative JSON pointer such as 1/id"),
+            (with("/routes/0/encrypt/0/record", json!("1id")), "routes[0].encrypt[0].record: must be a relative JSON pointer such as 1/id"),
+            (with("/routes/0/encrypt/0/record", json!("1#")), "routes[0].encrypt[0].record: the # form (member name or index) is not supported"),
+            (with("/routes/0/encrypt/0/record", json!("1")), "routes[0].encrypt[0].record: must name a member below the ancestor, such as 1/id"),
+            (with("/routes/0/encrypt/0/record", json!("1/*")), "routes[0].encrypt[0].record: must select one value: * is not allowed"),
+            (with("/routes/0/encrypt/0/record", json!("2/id")), "routes[0].encrypt[0].record: goes up 2 levels, above the document root of /email"),
+            (with("/routes/0/encrypt/0/record", json!("1/name")), "routes[0].encrypt[0].record: selects a value inside [1].path: the record id must not be encrypted"),
+            (with("/routes/0/encrypt/2/record", json!("1/ssn")), "routes[0].encrypt[2].record: selects a value inside [2].path: the record id must not be encrypted"),
+            (with("/routes/0/encrypt/0/record", json!("1/id")), "routes[0].decrypt[0].record: required: field user.email is bound to its record in routes[0].encrypt[0]"),
+            (with("/routes/1/decrypt/1/record", json!("1/id")), "routes[0].encrypt[1].record: required: field user.name is bound to its record in routes[1].decrypt[1]"),
         ];
         for (json, expected) in cases {
             let got = error(&json);

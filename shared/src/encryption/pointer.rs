@@ -33,9 +33,102 @@ pub struct Pointer {
 pub struct Found {
     /// Spans of the values found.
     pub values: Vec<Range<usize>>,
+    /// For each value, in order, the span of its record id when a [`RecordId`] was given:
+    /// `None` when that record has no usable id.
+    pub records: Vec<Option<Range<usize>>>,
     /// Whether some expansion of the pointer did not resolve (a member or element missing, or
     /// a parent that is not a container).
     pub missing: bool,
+}
+
+/// Where a value's record id is, relative to the value: a Relative JSON Pointer
+/// (draft-bhutton-relative-json-pointer-00) without the `#` form: `1/id` is the member `id` of
+/// the object (or array) holding the value, `2/id` one level further up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RecordId {
+    text: String,
+    up: usize,
+    segments: Vec<Segment>,
+}
+
+impl RecordId {
+    /// Parses `1/id` for values selected by `path`; `field` names it in errors. The id must be
+    /// outside the value (at least one level up), at most at the document root, and one value
+    /// (no `*`).
+    pub fn parse(text: &str, path: &Pointer, field: &str) -> Result<Self, ConfigError> {
+        let digits = text.bytes().take_while(u8::is_ascii_digit).count();
+        let (count, rest) = text.split_at(digits);
+        let shape = "must be a relative JSON pointer such as 1/id (levels up from the value, then a JSON pointer)";
+        let up = match count {
+            "0" => {
+                return Err(ConfigError::new(
+                    field,
+                    "must go up at least 1 level: the id cannot be inside the encrypted value",
+                ))
+            }
+            _ if count.is_empty() || count.starts_with('0') => return Err(ConfigError::new(field, shape)),
+            _ => count.parse::<usize>().map_err(|_| ConfigError::new(field, shape))?,
+        };
+        if rest.starts_with('#') {
+            return Err(ConfigError::new(
+                field,
+                "the # form (member name or index) is not supported: name an id member",
+            ));
+        }
+        if rest.is_empty() {
+            return Err(ConfigError::new(field, "must name a member below the ancestor, such as 1/id"));
+        }
+        let pointer = Pointer::parse(rest, field).map_err(|_| ConfigError::new(field, shape))?;
+        if pointer.segments.contains(&Segment::Any) {
+            return Err(ConfigError::new(field, "must select one value: * is not allowed"));
+        }
+        if up > path.segments.len() {
+            return Err(ConfigError::new(
+                field,
+                format!("goes up {up} levels, above the document root of {}", path.as_str()),
+            ));
+        }
+        Ok(Self { text: text.to_string(), up, segments: pointer.segments })
+    }
+
+    /// The relative pointer as written in config.
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+
+    /// The absolute pointer the id has for values selected by `path` (for overlap checks).
+    pub fn absolute(&self, path: &Pointer) -> Pointer {
+        let keep = path.segments.len().saturating_sub(self.up);
+        let mut segments: Vec<Segment> = path.segments.iter().take(keep).cloned().collect();
+        segments.extend(self.segments.iter().cloned());
+        Pointer { text: format!("{} + {}", path.as_str(), self.text), segments }
+    }
+
+    /// The id's span within `record` when it is exactly one string or number.
+    fn resolve(&self, record: &Node<'_>) -> Option<Range<usize>> {
+        let mut at = record;
+        for segment in &self.segments {
+            let Segment::Name(name, index) = segment else { return None };
+            at = match &at.kind {
+                Kind::Object(members) => {
+                    let mut hits = members.iter().filter(|(member, _)| member == name).map(|(_, child)| child);
+                    let one = hits.next()?;
+                    // Duplicate names make the id ambiguous: the upstream may keep either.
+                    if hits.next().is_some() {
+                        return None;
+                    }
+                    one
+                }
+                Kind::Array(items) => items.get((*index)?)?,
+                Kind::String | Kind::Scalar => return None,
+            };
+        }
+        // The caller checks that a scalar is a string or a number.
+        match at.kind {
+            Kind::String | Kind::Scalar => Some(at.span.clone()),
+            Kind::Object(_) | Kind::Array(_) => None,
+        }
+    }
 }
 
 impl Pointer {
@@ -79,33 +172,54 @@ impl Pointer {
 
     /// Every value the pointer selects in `root`.
     pub fn find(&self, root: &Node<'_>) -> Found {
-        let mut found = Found::default();
-        walk(root, &self.segments, &mut found);
-        found
+        self.find_in_records(root, None)
+    }
+
+    /// Every value the pointer selects in `root`, with each value's record id when `record`
+    /// is given.
+    pub fn find_in_records(&self, root: &Node<'_>, record: Option<&RecordId>) -> Found {
+        let mut walk = Walk { record, ancestors: Vec::new(), found: Found::default() };
+        walk.visit(root, &self.segments);
+        walk.found
     }
 }
 
-fn walk(node: &Node<'_>, segments: &[Segment], found: &mut Found) {
-    let Some((segment, rest)) = segments.split_first() else {
-        found.values.push(node.span.clone());
-        return;
-    };
-    match (&node.kind, segment) {
-        (Kind::Object(members), Segment::Any) => members.iter().for_each(|(_, child)| walk(child, rest, found)),
-        (Kind::Array(items), Segment::Any) => items.iter().for_each(|child| walk(child, rest, found)),
-        (Kind::Object(members), Segment::Name(name, _)) => {
-            let mut hit = false;
-            for (_, child) in members.iter().filter(|(member, _)| member == name) {
-                hit = true;
-                walk(child, rest, found);
+/// One traversal; `ancestors` holds the containers above the node being visited.
+struct Walk<'p, 'n, 'b> {
+    record: Option<&'p RecordId>,
+    ancestors: Vec<&'n Node<'b>>,
+    found: Found,
+}
+
+impl<'n, 'b> Walk<'_, 'n, 'b> {
+    fn visit(&mut self, node: &'n Node<'b>, segments: &[Segment]) {
+        let Some((segment, rest)) = segments.split_first() else {
+            self.found.values.push(node.span.clone());
+            if let Some(record) = self.record {
+                let holder = self.ancestors.len().checked_sub(record.up).and_then(|i| self.ancestors.get(i));
+                self.found.records.push(holder.and_then(|holder| record.resolve(holder)));
             }
-            found.missing |= !hit;
+            return;
+        };
+        self.ancestors.push(node);
+        match (&node.kind, segment) {
+            (Kind::Object(members), Segment::Any) => members.iter().for_each(|(_, child)| self.visit(child, rest)),
+            (Kind::Array(items), Segment::Any) => items.iter().for_each(|child| self.visit(child, rest)),
+            (Kind::Object(members), Segment::Name(name, _)) => {
+                let mut hit = false;
+                for (_, child) in members.iter().filter(|(member, _)| member == name) {
+                    hit = true;
+                    self.visit(child, rest);
+                }
+                self.found.missing |= !hit;
+            }
+            (Kind::Array(items), Segment::Name(_, index)) => match index.and_then(|i| items.get(i)) {
+                Some(child) => self.visit(child, rest),
+                None => self.found.missing = true,
+            },
+            (Kind::String | Kind::Scalar, _) => self.found.missing = true,
         }
-        (Kind::Array(items), Segment::Name(_, index)) => match index.and_then(|i| items.get(i)) {
-            Some(child) => walk(child, rest, found),
-            None => found.missing = true,
-        },
-        (Kind::String | Kind::Scalar, _) => found.missing = true,
+        self.ancestors.pop();
     }
 }
 
@@ -168,6 +282,33 @@ mod tests {
         assert_eq!(texts(r#"{"l":[]}"#, "/l/*/e"), (vec![], false));
         assert_eq!(texts(r#"{"a":"s"}"#, "/a/b"), (vec![], true));
         assert_eq!(texts(r#"{"a":1,"a":2}"#, "/a"), (vec!["1", "2"], false));
+    }
+
+    #[test]
+    fn record_ids_are_found_relative_to_each_value() {
+        let body =
+            r#"{"id":0,"users":[{"id":"a","email":"x","c":{"email":"y"}},{"email":"z"},{"id":1,"id":2,"email":"w"}]}"#;
+        let root = parse(body.as_bytes()).unwrap();
+        let ids = |path: &str, record: &str| {
+            let path = Pointer::parse(path, "p").unwrap();
+            let record = RecordId::parse(record, &path, "r").unwrap();
+            let found = path.find_in_records(&root, Some(&record));
+            assert_eq!(found.values.len(), found.records.len());
+            found.records.iter().map(|r| r.clone().map(|r| &body[r])).collect::<Vec<_>>()
+        };
+        // Each user's own id; none for a user without one or with two.
+        assert_eq!(ids("/users/*/email", "1/id"), [Some(r#""a""#), None, None]);
+        assert_eq!(ids("/users/*/c/email", "2/id"), [Some(r#""a""#)]);
+        assert_eq!(ids("/users/*/email", "3/id"), [Some("0"), Some("0"), Some("0")]);
+        assert_eq!(ids("/users/0/email", "2/0/id"), [Some(r#""a""#)]);
+        // An object is no id.
+        assert_eq!(ids("/users/0/email", "1/c"), [None]);
+        // Without a record, no record spans.
+        assert!(Pointer::parse("/id", "p").unwrap().find(&root).records.is_empty());
+        let path = Pointer::parse("/users/*/email", "p").unwrap();
+        let absolute = RecordId::parse("1/id", &path, "r").unwrap().absolute(&path);
+        assert!(absolute.overlaps(&Pointer::parse("/users/3/id", "p").unwrap()));
+        assert!(!absolute.overlaps(&path));
     }
 
     #[test]

@@ -28,6 +28,9 @@ pub enum Refusal {
     InvalidCiphertext(String),
     /// The caller's identity lacks a context claim the field binds (403).
     ContextMissing(String),
+    /// The field binds its record's id, and the record has none (missing, duplicated, or not
+    /// a non-empty string or a number) (400).
+    RecordIdMissing(String),
     /// The primary key reached its usage hard stop (503): rotate.
     KeyExhausted {
         /// The primary key's id.
@@ -41,13 +44,14 @@ pub enum Refusal {
 
 impl Refusal {
     /// Every code [`Refusal::code`] can return, for defining counters up front.
-    pub const CODES: [&'static str; 8] = [
+    pub const CODES: [&'static str; 9] = [
         "invalid_json",
         "body_too_large",
         "missing_field",
         "invalid_field",
         "invalid_ciphertext",
         "encryption_context_missing",
+        "record_id_missing",
         "key_exhausted",
         "encryption_unavailable",
     ];
@@ -61,6 +65,7 @@ impl Refusal {
             Refusal::InvalidValue(_) => "invalid_field",
             Refusal::InvalidCiphertext(_) => "invalid_ciphertext",
             Refusal::ContextMissing(_) => "encryption_context_missing",
+            Refusal::RecordIdMissing(_) => "record_id_missing",
             Refusal::KeyExhausted { .. } => "key_exhausted",
             Refusal::Unavailable => "encryption_unavailable",
         }
@@ -82,7 +87,8 @@ impl Refusal {
             Refusal::MissingField(f)
             | Refusal::InvalidValue(f)
             | Refusal::InvalidCiphertext(f)
-            | Refusal::ContextMissing(f) => Some(f),
+            | Refusal::ContextMissing(f)
+            | Refusal::RecordIdMissing(f) => Some(f),
             _ => None,
         }
     }
@@ -96,6 +102,9 @@ impl Refusal {
             Refusal::InvalidValue(f) => format!("field {f} cannot be encrypted"),
             Refusal::InvalidCiphertext(f) => format!("field {f} holds a ciphertext that does not decrypt"),
             Refusal::ContextMissing(f) => format!("field {f} needs identity claims the caller lacks"),
+            Refusal::RecordIdMissing(f) => {
+                format!("field {f} is bound to its record, whose id is missing or not one non-empty string or number")
+            }
             Refusal::KeyExhausted { .. } => "encryption key usage limit reached".to_string(),
             Refusal::Unavailable => "encryption is unavailable".to_string(),
         };
@@ -119,8 +128,15 @@ pub struct Encrypted {
 }
 
 /// Every [`Failure::reason`], for defining counters up front.
-pub const FAILURE_REASONS: [&str; 6] =
-    ["malformed", "unknown_key", "retired_key", "authentication_failed", "context_missing", "not_encrypted"];
+pub const FAILURE_REASONS: [&str; 7] = [
+    "malformed",
+    "unknown_key",
+    "retired_key",
+    "authentication_failed",
+    "context_missing",
+    "record_id_missing",
+    "not_encrypted",
+];
 
 /// A value that failed to decrypt.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -128,7 +144,7 @@ pub struct Failure {
     /// Logical field.
     pub field: String,
     /// `malformed`, `unknown_key`, `retired_key`, `authentication_failed`, `context_missing`,
-    /// `not_encrypted`.
+    /// `record_id_missing`, `not_encrypted`.
     pub reason: &'static str,
 }
 
@@ -170,6 +186,14 @@ pub struct Decrypted {
 enum Action {
     Keep,
     Seal { plain: Plain, rewrap: bool },
+}
+
+/// One value found in a request, with its record id when the rule binds one.
+struct Planned {
+    span: Range<usize>,
+    field: usize,
+    record: Option<String>,
+    action: Action,
 }
 
 impl Policy {
@@ -224,20 +248,27 @@ impl Policy {
         let root = json::parse(body).map_err(|_: JsonError| Refusal::InvalidJson)?;
         let primary = self.keyring.primary().ok_or(Refusal::Unavailable)?;
         let mut contexts = ContextCache::new(self.fields.len());
-        let mut plan: Vec<(Range<usize>, usize, Action)> = Vec::new();
+        let mut plan: Vec<Planned> = Vec::new();
         let mut outcome = Encrypted::default();
         for rule in &route.encrypt {
             let field = self.field(rule.field)?;
-            let found = rule.pointer.find(&root);
+            let found = rule.pointer.find_in_records(&root, rule.record.as_ref());
             if rule.required && found.missing {
                 return Err(Refusal::MissingField(field.name.clone()));
             }
-            for span in found.values {
+            for (i, span) in found.values.into_iter().enumerate() {
                 let raw = body_text(body, &span);
                 let context = contexts
                     .get(rule.field, field, identity)
                     .ok_or_else(|| Refusal::ContextMissing(field.name.clone()))?;
-                let binding = Binding { field: &field.name, context };
+                let record = match &rule.record {
+                    None => None,
+                    Some(_) => Some(
+                        record_id(body, found.records.get(i))
+                            .ok_or_else(|| Refusal::RecordIdMissing(field.name.clone()))?,
+                    ),
+                };
+                let binding = Binding { field: &field.name, context, record: record.as_deref() };
                 let action = if raw.starts_with(&format!("\"{PREFIX}")) {
                     let (key_id, mode, plain) =
                         self.open_text(raw, binding).map_err(|_| Refusal::InvalidCiphertext(field.name.clone()))?;
@@ -251,14 +282,14 @@ impl Policy {
                     let plain = Plain::from_json_text(raw).ok_or_else(|| Refusal::InvalidValue(field.name.clone()))?;
                     Action::Seal { plain, rewrap: false }
                 };
-                plan.push((span, rule.field, action));
+                plan.push(Planned { span, field: rule.field, record, action });
             }
         }
         let gcm_seals = plan
             .iter()
-            .filter(|(_, field, action)| {
-                matches!(action, Action::Seal { .. })
-                    && self.fields.get(*field).is_some_and(|f| f.mode == Mode::Randomized)
+            .filter(|planned| {
+                matches!(planned.action, Action::Seal { .. })
+                    && self.fields.get(planned.field).is_some_and(|f| f.mode == Mode::Randomized)
             })
             .count() as u64;
         if gcm_seals > 0 {
@@ -270,11 +301,11 @@ impl Policy {
             outcome.usage = Some(self.usage.assess(counter, before, gcm_seals));
         }
         let mut edits = Vec::with_capacity(plan.len());
-        for (span, field_index, action) in plan {
+        for Planned { span, field: field_index, record, action } in plan {
             let Action::Seal { plain, rewrap } = action else { continue };
             let field = self.field(field_index)?;
             let context = contexts.get(field_index, field, identity).unwrap_or_default();
-            let binding = Binding { field: &field.name, context };
+            let binding = Binding { field: &field.name, context, record: record.as_deref() };
             let text = ciphertext::seal(primary, field.mode, binding, &plain, rng).map_err(|_| Refusal::Unavailable)?;
             edits.push((span, json_string(&text)));
             if rewrap {
@@ -312,7 +343,8 @@ impl Policy {
             // Unreachable (indexes are resolved at compile time); skipping leaves ciphertexts.
             let Ok(field) = self.field(rule.field) else { continue };
             let readable = is_reader(field, identity);
-            for span in rule.pointer.find(&root).values {
+            let found = rule.pointer.find_in_records(&root, rule.record.as_ref());
+            for (i, span) in found.values.into_iter().enumerate() {
                 let raw = body_text(body, &span);
                 if raw == "null" {
                     continue;
@@ -327,10 +359,15 @@ impl Policy {
                         _ => Err(OpenError::Malformed.code()),
                     }
                 } else {
-                    match contexts.get(rule.field, field, identity) {
-                        None => Err("context_missing"),
-                        Some(context) => self
-                            .open_text(raw, Binding { field: &field.name, context })
+                    let record = rule.record.as_ref().map(|_| record_id(body, found.records.get(i)));
+                    match (contexts.get(rule.field, field, identity), record) {
+                        (None, _) => Err("context_missing"),
+                        (Some(_), Some(None)) => Err("record_id_missing"),
+                        (Some(context), record) => self
+                            .open_text(
+                                raw,
+                                Binding { field: &field.name, context, record: record.flatten().as_deref() },
+                            )
                             .map(|(_, _, plain)| Some(plain))
                             .map_err(OpenError::code),
                     }
@@ -383,6 +420,17 @@ fn route_at(routes: &Routes<Route>, index: usize) -> Option<&Route> {
 fn body_text<'a>(body: &'a [u8], span: &Range<usize>) -> &'a str {
     // Spans come from a parse that checked UTF-8, and start and end on ASCII delimiters.
     body.get(span.clone()).and_then(|bytes| std::str::from_utf8(bytes).ok()).unwrap_or_default()
+}
+
+/// A record id as bound: a string's decoded content (non-empty) or a number's JSON text.
+/// `7` and `"7"` bind alike: upstreams often change an id's JSON type, never its value.
+fn record_id(body: &[u8], span: Option<&Option<Range<usize>>>) -> Option<String> {
+    let raw = body_text(body, span?.as_ref()?);
+    match raw.bytes().next()? {
+        b'"' => json::decode_string(raw).map(|id| id.into_owned()).filter(|id| !id.is_empty()),
+        b'-' | b'0'..=b'9' => Some(raw.to_string()),
+        _ => None,
+    }
 }
 
 fn json_string(text: &str) -> String {
@@ -592,6 +640,94 @@ mod tests {
         assert_eq!(encrypt(&none, " ", &alice).unwrap(), Encrypted::default());
     }
 
+    /// The test config with every rule bound to the user's `id` (`3/id` from an ssn in `ids`).
+    fn record_bound() -> Policy {
+        policy_with(|c| {
+            for route in c["routes"].as_array_mut().unwrap() {
+                for list in ["encrypt", "decrypt"] {
+                    for rule in route.get_mut(list).and_then(Value::as_array_mut).into_iter().flatten() {
+                        let up = if rule["path"].as_str().unwrap().ends_with("/ssn") { "3/id" } else { "1/id" };
+                        rule["record"] = up.into();
+                    }
+                }
+            }
+        })
+    }
+
+    #[test]
+    fn record_binding_stops_values_copied_between_records() {
+        let policy = record_bound();
+        let alice = caller(&["pii-reader"], Some("acme"));
+        let seven = encrypted_body(&policy, USER, &alice);
+        let eight = encrypted_body(&policy, &USER.replace("\"id\": 7", "\"id\": \"8\""), &alice);
+        assert_eq!(eight["id"], "8");
+        // Deterministic, yet equal emails of two records differ: the record id is bound.
+        assert_ne!(seven["email"], eight["email"]);
+        let original: Value = serde_json::from_str(USER).unwrap();
+        let (shown, stats) = decrypt(&policy, "GET", &json!({"users": [seven.clone(), eight.clone()]}), Some(&alice));
+        assert_eq!((stats.decrypted, stats.failures.len()), (4, 0));
+        assert_eq!(shown["users"][1]["email"], original["email"]);
+        assert_eq!(shown["users"][1]["ids"][0]["ssn"], eight["ids"][0]["ssn"], "user.ssn has no readers");
+        // 7's ciphertexts copied into 8's record: every one fails, counted, marked, nothing shown.
+        let mut forged = eight.clone();
+        for member in ["email", "name", "ids"] {
+            forged[member] = seven[member].clone();
+        }
+        let (shown, stats) = decrypt(&policy, "GET", &json!({"users": [seven.clone(), forged.clone()]}), Some(&alice));
+        assert_eq!(shown["users"][0]["email"], original["email"]);
+        assert_eq!(shown["users"][1]["email"], "[undecryptable]");
+        assert_eq!(shown["users"][1]["name"], Value::Null);
+        let reasons: Vec<_> = stats.failures.iter().map(|f| (f.field.as_str(), f.reason)).collect();
+        assert_eq!(reasons, [("user.email", "authentication_failed"), ("user.name", "authentication_failed")]);
+        // The id's JSON type may change upstream (7 and "7" bind alike), not its value.
+        let retyped = json!({"users": [{"id": "7", "email": seven["email"]}, {"id": 7.0, "email": seven["email"]}]});
+        let (shown, stats) = decrypt(&policy, "GET", &retyped, Some(&alice));
+        assert_eq!(shown["users"][0]["email"], original["email"]);
+        assert_eq!(stats.failures, [Failure { field: "user.email".into(), reason: "authentication_failed" }]);
+        // A request carrying 7's ciphertext in 8's record is refused, not passed on.
+        let refusal = encrypt(&policy, &forged.to_string(), &alice).unwrap_err();
+        assert_eq!(refusal, Refusal::InvalidCiphertext("user.email".into()));
+        // Unbound ciphertexts (sealed before the binding was configured) do not open either.
+        let unbound = encrypted_body(&self::policy(), USER, &alice);
+        let (_, stats) = decrypt(&policy, "POST", &unbound, Some(&alice));
+        assert_eq!(stats.failures.len(), 2);
+    }
+
+    #[test]
+    fn record_binding_needs_the_record_id() {
+        let policy = record_bound();
+        let alice = caller(&["pii-reader"], Some("acme"));
+        let missing = Refusal::RecordIdMissing("user.email".into());
+        for body in [
+            r#"{"email": "e"}"#,
+            r#"{"id": null, "email": "e"}"#,
+            r#"{"id": true, "email": "e"}"#,
+            r#"{"id": "", "email": "e"}"#,
+            r#"{"id": {"v": 7}, "email": "e"}"#,
+            r#"{"id": [7], "email": "e"}"#,
+            r#"{"id": 7, "id": 8, "email": "e"}"#,
+        ] {
+            assert_eq!(encrypt(&policy, body, &alice).as_ref().unwrap_err(), &missing, "{body}");
+        }
+        assert_eq!((missing.status(), missing.code(), missing.field()), (400, "record_id_missing", Some("user.email")));
+        assert!(Refusal::CODES.contains(&missing.code()));
+        let message: Value = serde_json::from_slice(&missing.reply().body).unwrap();
+        assert!(message["message"].as_str().unwrap().starts_with("field user.email is bound to its record"));
+        // Only values present need an id; a nested value finds its record's id further up.
+        let outcome = encrypt(&policy, r#"{"id": "u-1", "email": "e", "ids": [{"ssn": 1}]}"#, &alice).unwrap();
+        assert_eq!(outcome.encrypted, 2);
+        // A response whose record lost its id: readers get the marker, counted; others the redaction.
+        let stored = encrypted_body(&policy, USER, &alice);
+        let mut orphan = stored.clone();
+        orphan.as_object_mut().unwrap().remove("id");
+        let (shown, stats) = decrypt(&policy, "POST", &orphan, Some(&alice));
+        assert_eq!(shown["email"], "[undecryptable]");
+        assert_eq!(stats.failures[0], Failure { field: "user.email".into(), reason: "record_id_missing" });
+        assert!(FAILURE_REASONS.contains(&"record_id_missing"));
+        let (shown, stats) = decrypt(&policy, "POST", &orphan, Some(&caller(&["support"], Some("acme"))));
+        assert_eq!((shown["email"].clone(), stats.redacted, stats.failures.len()), (Value::Null, 2, 0));
+    }
+
     #[test]
     fn duplicate_members_are_all_encrypted() {
         let outcome = encrypt(&policy(), r#"{"email":"a@x.io","email":"b@x.io"}"#, &caller(&[], Some("t"))).unwrap();
@@ -761,6 +897,51 @@ mod tests {
         assert_eq!(outcome.skipped, Some(Skipped::TooLarge));
         assert_eq!(policy.decrypt_response(get, b"", Some(&reader)), Decrypted::default());
         assert_eq!(policy.decrypt_response(get, b"{\"users\":[]}", Some(&reader)), Decrypted::default());
+    }
+
+    /// Native timings for the report; no assertion on time.
+    /// `cargo test --release -p palisade-core --features encryption report_transform -- --ignored --nocapture`
+    #[test]
+    #[ignore = "timing report"]
+    fn report_transform_timings() {
+        // 3 fields (one AES-SIV, two AES-GCM) in a 4 KiB body of 60 other members.
+        let mut body =
+            String::from(r#"{"id":7,"email":"alice@example.com","name":"Alice Example","ids":[{"ssn":"123-45-6789"}]"#);
+        let mut i = 0;
+        while body.len() < 4096 - 100 {
+            body.push_str(&format!(r#","attr_{i:03}":"value number {i:03} of the profile""#));
+            i += 1;
+        }
+        body.push_str(&format!(r#","pad":"{}"}}"#, "x".repeat(4096 - body.len() - 10)));
+        assert_eq!(body.len(), 4096);
+        for (name, policy) in [("unbound", policy()), ("record-bound", record_bound())] {
+            let post = route(&policy, "POST");
+            let alice = caller(&["pii-reader"], Some("acme"));
+            let (mut rng, mut ledger) = (Xorshift(7), MemoryLedger::default());
+            let sealed = policy.encrypt_request(post, body.as_bytes(), Some(&alice), &mut rng, &mut ledger).unwrap();
+            assert_eq!(sealed.encrypted, 3);
+            let sealed = sealed.body.unwrap();
+            let rounds = 2000u32;
+            let start = std::time::Instant::now();
+            for _ in 0..rounds {
+                let out = policy.encrypt_request(post, body.as_bytes(), Some(&alice), &mut rng, &mut ledger);
+                std::hint::black_box(out.ok());
+            }
+            let encrypt = start.elapsed().as_secs_f64() * 1e6 / f64::from(rounds);
+            let start = std::time::Instant::now();
+            for _ in 0..rounds {
+                std::hint::black_box(policy.decrypt_response(post, &sealed, Some(&alice)));
+            }
+            let decrypt = start.elapsed().as_secs_f64() * 1e6 / f64::from(rounds);
+            let start = std::time::Instant::now();
+            for _ in 0..rounds {
+                std::hint::black_box(json::parse(body.as_bytes()).ok());
+            }
+            let parse = start.elapsed().as_secs_f64() * 1e6 / f64::from(rounds);
+            println!(
+                "{name}: encrypt 3 fields of 4 KiB: {encrypt:.1} us; decrypt them: {decrypt:.1} us; parse alone: {parse:.1} us"
+            );
+        }
     }
 
     // ---- Property test: generated documents and pointers (deterministic generator) ----
