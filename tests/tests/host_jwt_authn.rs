@@ -621,6 +621,37 @@ fn two_workers_share_one_fetch() {
 }
 
 #[test]
+fn keys_fetched_by_one_worker_serve_the_others_at_once() {
+    let host = Host::new();
+    host.add_cluster("auth_jwks");
+    let (a, b) = (remote_worker(&host), remote_worker(&host));
+    a.answer_http_call(pending_fetch(&a), jwks_reply(&jwks())).unwrap();
+    host.advance(Duration::from_secs(5));
+    assert_eq!(b.send(bearer("/api/x", &es256(claims(now(&host))))).verdict(), Verdict::Forwarded);
+    // b meets a token of a rotated key; a fetches the new set (kid miss). b's very next request,
+    // at the same instant, already verifies with it: no per-VM recheck delay.
+    let rotated = keys().rotated.sign(claims_of(claims(now(&host)))).unwrap();
+    assert_eq!(denial(&b.send(bearer("/api/x", &rotated))).3, "jwt_authn_unknown_kid");
+    a.tick().unwrap();
+    assert!(b.http_calls().is_empty(), "one fetch for both workers");
+    a.answer_http_call(pending_fetch(&a), jwks_reply(&rotated_jwks())).unwrap();
+    assert_eq!(b.send(bearer("/api/x", &rotated)).verdict(), Verdict::Forwarded);
+    assert_eq!(host.metric("palisade.jwt_authn.jwks_fetch_ok"), Some(2));
+    // A failed refresh stores no new keys: b keeps serving the rotated set.
+    host.advance(Duration::from_secs(601));
+    a.tick().unwrap();
+    b.tick().unwrap();
+    let (fetcher, token) = match (a.http_calls().first(), b.http_calls().first()) {
+        (Some(call), None) => (&a, call.token),
+        (None, Some(call)) => (&b, call.token),
+        calls => panic!("one refresh fetch: {calls:?}"),
+    };
+    fetcher.answer_http_call(token, HttpReply::status(500)).unwrap();
+    let rotated = keys().rotated.sign(claims_of(claims(now(&host)))).unwrap();
+    assert_eq!(b.send(bearer("/api/x", &rotated)).verdict(), Verdict::Forwarded);
+}
+
+#[test]
 fn hostile_traffic_never_traps() {
     let host = Host::new();
     let plugin = load(&host);

@@ -11,7 +11,9 @@ use std::hash::{BuildHasher, Hasher};
 use std::time::Duration;
 
 use palisade_core::jwt::keys::{Algorithm, KeyOrigin, KeySet};
-use palisade_core::jwt::remote::{kid_miss_key, lease_key, record_key, FetchReason, JwksRecord, Lease, RemoteJwks};
+use palisade_core::jwt::remote::{
+    keys_version_key, kid_miss_key, lease_key, record_key, FetchReason, JwksRecord, Lease, RemoteJwks,
+};
 use palisade_glue::log;
 use proxy_wasm::hostcalls;
 use proxy_wasm::types::LogLevel;
@@ -109,7 +111,11 @@ impl Fetcher {
         if hostcalls::set_shared_data(&key, Some(&lease.encode()), cas).is_err() {
             return false;
         }
-        // A first-ever write has no CAS to guard it: read back to learn who won.
+        // Envoy creates a missing key whatever the CAS (notes §2.9), so the first-ever write
+        // cannot be conditional: read back to learn who won. Two VMs that both saw the key
+        // missing can still both win (each reads its own write back before the other's lands):
+        // at most one extra fetch, only at the first start of a proxy. Every later take is a
+        // true CAS.
         shared(&key).0.and_then(|b| Lease::decode(&b)).is_some_and(|l| l.holder == self.holder)
     }
 
@@ -139,6 +145,10 @@ impl Fetcher {
             shared(&record_key(&source.name)).0.and_then(|bytes| JwksRecord::decode(&bytes)).unwrap_or_default();
         let updated = record.complete(reason, started, now, document);
         let _ = hostcalls::set_shared_data(&record_key(&source.name), Some(&updated.encode()), None);
+        if ok {
+            // After the record: a worker that sees the new version finds the new document.
+            let _ = hostcalls::set_shared_data(&keys_version_key(&source.name), Some(&now.to_be_bytes()), None);
+        }
         release(&source.name);
         Some(ok)
     }

@@ -21,15 +21,22 @@ use palisade_glue::{
 };
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
-use proxy_wasm::types::{Action, ContextType, LogLevel, MapType};
+use proxy_wasm::types::{Action, ContextType, MapType};
 
 use fetch::Fetcher;
 use store::{SharedCache, VmKeys};
 
+#[cfg(feature = "entry")]
 proxy_wasm::main! {{
-    proxy_wasm::set_log_level(LogLevel::Info);
-    proxy_wasm::set_root_context(|_| Box::new(Root { shared: None, fetcher: None }));
+    proxy_wasm::set_log_level(proxy_wasm::types::LogLevel::Info);
+    proxy_wasm::set_root_context(|_| root());
 }}
+
+/// A new root context of this filter: the filter's own entry point uses it, and so does the
+/// gateway bundle (`filters/gateway`) for this layer.
+pub fn root() -> Box<dyn RootContext> {
+    Box::new(Root { shared: None, fetcher: None })
+}
 
 /// The filter's counters, shown by Envoy as `wasmcustom.palisade.jwt_authn.*`.
 struct Metrics {
@@ -151,9 +158,7 @@ impl Shared {
             let request = request_view();
             let expired = now >= since.saturating_add(self.wait_ms);
             match self.decide(&request, !expired) {
-                Step::Continue => {
-                    let _ = hostcalls::resume_http_request();
-                }
+                Step::Continue => palisade_glue::layer::resume_http_request(context_id),
                 Step::Stop => {}
                 Step::Wait => still.push((context_id, since)),
             }
@@ -215,7 +220,7 @@ impl RootContext for Root {
             let mut fetcher = Fetcher::new(remotes);
             fetcher.run(now_millis());
             self.fetcher = Some(fetcher);
-            self.set_tick_period(std::time::Duration::from_millis(250));
+            palisade_glue::layer::set_tick_period(std::time::Duration::from_millis(250));
         }
         true
     }

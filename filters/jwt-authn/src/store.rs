@@ -2,26 +2,24 @@
 //!
 //! Shared-data keys (see `palisade_core::jwt::remote` and `palisade_core::jwt::cache`):
 //! `palisade.jwt.jwks.<provider>` the last good JWKS and fetch bookkeeping,
+//! `palisade.jwt.jwksver.<provider>` whose CAS moves with each new document,
 //! `palisade.jwt.lease.<provider>` who fetches, `palisade.jwt.kidmiss.<provider>` the latest
 //! kid-miss request, `palisade.jwt.cache.<slot>` verified tokens.
 
 use std::collections::HashMap;
+use std::rc::Rc;
 
 use palisade_core::jwt::cache::{slot_key, CacheEntry, MemoryCache, TokenCache, TokenHash};
 use palisade_core::jwt::config::CacheConfig;
 use palisade_core::jwt::keys::{Algorithm, KeyOrigin, KeySet};
-use palisade_core::jwt::remote::{kid_miss_key, record_key, JwksRecord};
+use palisade_core::jwt::remote::{keys_version_key, kid_miss_key, record_key, JwksRecord};
 use palisade_core::jwt::KeyStore;
-use palisade_glue::now_millis;
 use proxy_wasm::hostcalls;
-
-/// How often a VM looks for a newer JWKS in shared data once it has one.
-const RECHECK_MS: u64 = 1000;
 
 struct ProviderKeys {
     algorithms: Vec<Algorithm>,
-    cas: Option<u32>,
-    checked_at: u64,
+    /// CAS of the keys-version key when `set` was read.
+    version: Option<u32>,
     set: Option<KeySet>,
 }
 
@@ -36,27 +34,31 @@ impl VmKeys {
         Self {
             providers: providers
                 .into_iter()
-                .map(|(name, algorithms)| (name, ProviderKeys { algorithms, cas: None, checked_at: 0, set: None }))
+                .map(|(name, algorithms)| (name, ProviderKeys { algorithms, version: None, set: None }))
                 .collect(),
         }
     }
 }
 
 impl KeyStore for VmKeys {
+    /// One small shared-data read per call; the record is re-read and parsed only when a new
+    /// document was stored (or, while this VM has no keys, on each call: a record written
+    /// before the version key existed still serves).
     fn key_set(&mut self, provider: &str) -> Option<&KeySet> {
         let entry = self.providers.get_mut(provider)?;
-        let now = now_millis();
-        if entry.set.is_none() || now >= entry.checked_at.saturating_add(RECHECK_MS) {
-            entry.checked_at = now;
-            if let Ok((Some(bytes), cas)) = hostcalls::get_shared_data(&record_key(provider)) {
-                if cas != entry.cas {
-                    let parsed = JwksRecord::decode(&bytes)
-                        .and_then(|record| record.jwks)
-                        .and_then(|jwks| KeySet::parse(jwks.as_bytes(), &entry.algorithms, KeyOrigin::Public).ok());
-                    if let Some(set) = parsed {
-                        entry.set = Some(set);
-                        entry.cas = cas;
-                    }
+        let version = hostcalls::get_shared_data(&keys_version_key(provider)).ok().and_then(|(_, cas)| cas);
+        let stale = match version {
+            Some(_) => version != entry.version,
+            None => entry.set.is_none(),
+        };
+        if stale {
+            if let Ok((Some(bytes), _)) = hostcalls::get_shared_data(&record_key(provider)) {
+                let parsed = JwksRecord::decode(&bytes)
+                    .and_then(|record| record.jwks)
+                    .and_then(|jwks| KeySet::parse(jwks.as_bytes(), &entry.algorithms, KeyOrigin::Public).ok());
+                if let Some(set) = parsed {
+                    entry.set = Some(set);
+                    entry.version = version;
                 }
             }
         }
@@ -88,7 +90,7 @@ impl SharedCache {
 }
 
 impl TokenCache for SharedCache {
-    fn lookup(&mut self, hash: &TokenHash) -> Option<CacheEntry> {
+    fn lookup(&mut self, hash: &TokenHash) -> Option<Rc<CacheEntry>> {
         if let Some(entry) = self.memory.lookup(hash) {
             return Some(entry);
         }
@@ -97,8 +99,8 @@ impl TokenCache for SharedCache {
         }
         let (bytes, _) = hostcalls::get_shared_data(&slot_key(hash, self.slots)).ok()?;
         let bytes = bytes?;
-        let entry = CacheEntry::decode(&bytes).filter(|entry| &entry.token_hash == hash)?;
-        self.memory.insert(entry.clone(), bytes.len());
+        let entry = Rc::new(CacheEntry::decode(&bytes).filter(|entry| &entry.token_hash == hash)?);
+        self.memory.insert(Rc::clone(&entry), bytes.len());
         Some(entry)
     }
 
@@ -110,6 +112,6 @@ impl TokenCache for SharedCache {
         if self.slots > 0 {
             let _ = hostcalls::set_shared_data(&slot_key(&entry.token_hash, self.slots), Some(&bytes), None);
         }
-        self.memory.insert(entry, bytes.len());
+        self.memory.insert(Rc::new(entry), bytes.len());
     }
 }

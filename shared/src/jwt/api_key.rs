@@ -17,6 +17,7 @@ use crate::config::ConfigError;
 
 /// One key as written in config.
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ApiKeyConfig {
     /// SHA-256 of the key, 64 hex digits.

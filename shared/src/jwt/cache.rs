@@ -12,6 +12,7 @@
 //! `max_entry_bytes` each. [`CacheEntry::encode`] / [`CacheEntry::decode`] are the stored form.
 
 use std::collections::{BTreeMap, HashMap};
+use std::rc::Rc;
 
 use serde_json::{Map, Value};
 use sha2::{Digest, Sha256};
@@ -93,8 +94,9 @@ pub fn slot_key(hash: &TokenHash, slots: u32) -> String {
 
 /// Where verified tokens are looked up and stored.
 pub trait TokenCache {
-    /// The entry stored for `hash`, if any (validity is the caller's check).
-    fn lookup(&mut self, hash: &TokenHash) -> Option<CacheEntry>;
+    /// The entry stored for `hash`, if any (validity is the caller's check). Shared, not
+    /// copied: a hit allocates nothing for the claims.
+    fn lookup(&mut self, hash: &TokenHash) -> Option<Rc<CacheEntry>>;
     /// Stores an entry.
     fn store(&mut self, entry: CacheEntry);
 }
@@ -104,7 +106,7 @@ pub trait TokenCache {
 pub struct NoCache;
 
 impl TokenCache for NoCache {
-    fn lookup(&mut self, _: &TokenHash) -> Option<CacheEntry> {
+    fn lookup(&mut self, _: &TokenHash) -> Option<Rc<CacheEntry>> {
         None
     }
     fn store(&mut self, _: CacheEntry) {}
@@ -117,7 +119,7 @@ pub struct MemoryCache {
     max_bytes: usize,
     bytes: usize,
     tick: u64,
-    entries: HashMap<TokenHash, (CacheEntry, usize, u64)>,
+    entries: HashMap<TokenHash, (Rc<CacheEntry>, usize, u64)>,
     order: BTreeMap<u64, TokenHash>,
 }
 
@@ -150,7 +152,7 @@ impl MemoryCache {
     }
 
     /// Stores an entry whose stored form is `size` bytes.
-    pub fn insert(&mut self, entry: CacheEntry, size: usize) {
+    pub fn insert(&mut self, entry: Rc<CacheEntry>, size: usize) {
         self.remove(&entry.token_hash);
         if size > self.max_bytes || self.max_entries == 0 {
             return;
@@ -169,19 +171,19 @@ impl MemoryCache {
 }
 
 impl TokenCache for MemoryCache {
-    fn lookup(&mut self, hash: &TokenHash) -> Option<CacheEntry> {
+    fn lookup(&mut self, hash: &TokenHash) -> Option<Rc<CacheEntry>> {
         self.tick += 1;
         let tick = self.tick;
         let (entry, _, last) = self.entries.get_mut(hash)?;
         self.order.remove(last);
         *last = tick;
         self.order.insert(tick, *hash);
-        Some(entry.clone())
+        Some(Rc::clone(entry))
     }
 
     fn store(&mut self, entry: CacheEntry) {
         let size = entry.encode().len();
-        self.insert(entry, size);
+        self.insert(Rc::new(entry), size);
     }
 }
 

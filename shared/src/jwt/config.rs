@@ -22,6 +22,7 @@ use crate::route::{RouteMatchConfig, Routes};
 
 /// The whole filter configuration.
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct JwtAuthnConfig {
     /// JWT providers by name.
@@ -55,6 +56,7 @@ fn default_max_token_bytes() -> usize {
 
 /// One JWT provider.
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct JwtProviderConfig {
     /// Required `iss`.
@@ -121,6 +123,7 @@ fn default_true() -> bool {
 
 /// A remote JWKS endpoint.
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RemoteJwksConfig {
     /// The Envoy cluster to call.
@@ -171,6 +174,7 @@ fn default_wait_ms() -> u64 {
 
 /// How an HMAC secret is read from the environment.
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct HmacSecretConfig {
     /// Environment variable (`vm_config.environment_variables`).
@@ -185,6 +189,7 @@ pub struct HmacSecretConfig {
 
 /// Encodings of a secret in an environment variable.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum SecretEncoding {
     /// The bytes of the value.
@@ -200,6 +205,7 @@ pub enum SecretEncoding {
 
 /// One claim-to-header mapping.
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ClaimHeaderConfig {
     /// Claim path (`a.b` or `[https://x/y]`).
@@ -210,6 +216,7 @@ pub struct ClaimHeaderConfig {
 
 /// How the tier is derived from a claim.
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct TierConfig {
     /// Claim path.
@@ -224,6 +231,7 @@ pub struct TierConfig {
 
 /// An API-key provider.
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ApiKeyProviderConfig {
     /// Header carrying the key; default `x-api-key` when no location is given.
@@ -241,6 +249,7 @@ pub struct ApiKeyProviderConfig {
 
 /// One rule: where it applies and what it requires.
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RuleConfig {
     /// Route match (see [`crate::route`]).
@@ -252,6 +261,7 @@ pub struct RuleConfig {
 
 /// A requirement as written.
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum RequirementConfig {
     /// A valid credential of this provider.
@@ -270,6 +280,7 @@ pub enum RequirementConfig {
 
 /// Verified-token cache settings.
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct CacheConfig {
     /// Cache verified tokens.
@@ -459,6 +470,11 @@ fn compile_jwt(
     let mut algorithms = config.algorithms.clone();
     algorithms.sort();
     algorithms.dedup();
+    if let Some(alg) = algorithms.iter().find(|alg| !alg.compiled()) {
+        let problem =
+            format!("{} is not compiled into this filter (core feature {})", alg.name(), alg.family_feature());
+        return Err(ConfigError::new(at("algorithms"), problem));
+    }
     for (i, subject) in config.subjects.iter().enumerate() {
         let empty = match subject {
             SubjectMatch::Exact(s) | SubjectMatch::Prefix(s) => s.is_empty(),

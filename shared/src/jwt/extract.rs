@@ -18,6 +18,7 @@ use crate::http::{cookie_pairs, percent_decode, query_pairs, split_query, Reques
 
 /// A header location, as written in config.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct HeaderSourceConfig {
     /// Header name.

@@ -19,6 +19,9 @@
 //! [`output`] (identity and headers), [`api_key`], [`cache`] (verified tokens),
 //! [`remote`] (JWKS fetching as a state machine), [`failure`] (statuses and bodies).
 
+#[cfg(not(any(feature = "jwt-rsa", feature = "jwt-ec", feature = "jwt-eddsa", feature = "jwt-hmac")))]
+compile_error!("the jwt layer needs at least one algorithm family: jwt-rsa, jwt-ec, jwt-eddsa or jwt-hmac");
+
 pub mod api_key;
 pub mod cache;
 pub mod config;

@@ -94,6 +94,14 @@ pub fn kid_miss_key(provider: &str) -> String {
     format!("palisade.jwt.kidmiss.{provider}")
 }
 
+/// Shared-data key written right after a record with a new document: eight bytes (the fetch
+/// time) whose CAS moves with every new document. Workers read this small key on each request
+/// and re-read the record only when its CAS moved, so new keys are seen at once without
+/// copying the whole JWKS per request.
+pub fn keys_version_key(provider: &str) -> String {
+    format!("palisade.jwt.jwksver.{provider}")
+}
+
 impl RemoteJwks {
     /// Compiles the config; `field` names it in errors.
     pub fn compile(config: &RemoteJwksConfig, field: &str) -> Result<Self, ConfigError> {

@@ -371,3 +371,41 @@ fn example_config_compiles() {
     assert_eq!(policy.providers.len(), 4);
     assert!(policy.output_headers.contains(&"x-user-roles".to_string()));
 }
+
+/// Whole-request timings for the speed report (issue #8): a cache miss (signature checked), a
+/// hit in the VM's LRU, and the decode of a proxy-wide slot (what a hit from another worker
+/// adds). No assertion on time; see `verify::tests::report_verification_timings` for how to run.
+#[test]
+#[ignore = "timing report"]
+fn report_request_timings() {
+    use super::verify::tests::time_per_call;
+    let policy = policy();
+    let token = Keys::get().es256(testdata::good_claims());
+    let auth = bearer(&token);
+    let req = request("GET", "/api/items", &[("authorization", &auth)]);
+    let miss = time_per_call(|| {
+        let decision = policy.authenticate(&req, NOW, &mut NoKeys, &mut NoCache);
+        assert_eq!(decision.cache_misses, 1);
+    });
+    println!("request ES256, cache miss: {miss:.1} us");
+    let mut cache = MemoryCache::new(1024, 1 << 20);
+    policy.authenticate(&req, NOW, &mut NoKeys, &mut cache);
+    let hit = time_per_call(|| {
+        let decision = policy.authenticate(&req, NOW, &mut NoKeys, &mut cache);
+        assert_eq!(decision.cache_hits, 1);
+    });
+    println!("request ES256, VM cache hit: {hit:.2} us");
+    let entry = cache::CacheEntry {
+        token_hash: cache::token_hash(&token),
+        provider: "corp".into(),
+        key_set_version: 1,
+        valid_until: NOW + 3600,
+        claims: testdata::good_claims().as_object().cloned().unwrap_or_default(),
+    };
+    let stored = entry.encode();
+    let decode = time_per_call(|| assert!(cache::CacheEntry::decode(std::hint::black_box(&stored)).is_some()));
+    println!("shared slot decode ({} bytes): {decode:.2} us", stored.len());
+    let no_token = request("GET", "/health", &[]);
+    let trivial = time_per_call(|| drop(std::hint::black_box(decide(&policy, &no_token))));
+    println!("request without auth (rule `none`): {trivial:.2} us");
+}
