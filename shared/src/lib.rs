@@ -16,7 +16,7 @@ pub mod route;
 pub mod authz;
 #[cfg(feature = "encryption")]
 pub mod encryption;
-#[cfg(feature = "jwt")]
+#[cfg(feature = "jwt-core")]
 pub mod jwt;
 #[cfg(feature = "rate-limit")]
 pub mod rate_limit;

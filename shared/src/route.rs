@@ -24,6 +24,7 @@ use crate::http::RequestView;
 
 /// The `match` block of a route, as written in config.
 #[derive(Debug, Clone, Default, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RouteMatchConfig {
     /// The Envoy route's `name`.
@@ -42,6 +43,7 @@ pub struct RouteMatchConfig {
 
 /// One way to match a path.
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case", deny_unknown_fields)]
 pub enum PathMatchConfig {
     /// The path equals this, query excluded.

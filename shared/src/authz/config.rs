@@ -10,6 +10,7 @@ use crate::route::RouteMatchConfig;
 
 /// The filter's whole configuration.
 #[derive(Debug, Clone, Default, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct AuthzConfig {
     /// Policies for requests that no entry of `routes` matches.
@@ -42,6 +43,7 @@ pub struct AuthzConfig {
 
 /// The decision for a request that no ALLOW policy covers.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum DefaultAction {
     /// Deny (zero trust: authorize every action).
@@ -53,6 +55,7 @@ pub enum DefaultAction {
 
 /// One per-route policy set.
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RouteConfig {
     /// Which requests this set applies to.
@@ -68,6 +71,7 @@ pub struct RouteConfig {
 
 /// Path normalization settings.
 #[derive(Debug, Clone, Copy, Default, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct PathNormalizationConfig {
     /// What to do with `%2F` in a path.
@@ -81,6 +85,7 @@ pub struct PathNormalizationConfig {
 
 /// Handling of `%2F` (an encoded `/`).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum EscapedSlashes {
     /// The path is invalid (Envoy's `REJECT_REQUEST`).
@@ -92,6 +97,7 @@ pub enum EscapedSlashes {
 
 /// A local reply: every field optional, defaults depend on the reply.
 #[derive(Debug, Clone, Default, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ResponseConfig {
     /// HTTP status, 400-599.
@@ -107,6 +113,7 @@ pub struct ResponseConfig {
 
 /// One policy, Istio's `AuthorizationPolicy.spec` plus a name and a shadow switch.
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct PolicyConfig {
     /// Unique name; appears in stats and audit lines, never in replies.
@@ -124,6 +131,7 @@ pub struct PolicyConfig {
 
 /// A policy's action.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 pub enum ActionConfig {
     /// Requests matching no ALLOW policy are denied.
     #[default]
@@ -139,6 +147,7 @@ pub enum ActionConfig {
 
 /// A rule: every present part must match (`from` and `to` match when any entry does).
 #[derive(Debug, Clone, Default, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RuleConfig {
     /// Who sends the request.
@@ -154,6 +163,7 @@ pub struct RuleConfig {
 
 /// An entry of `from`.
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct FromConfig {
     /// The source.
@@ -162,6 +172,7 @@ pub struct FromConfig {
 
 /// An entry of `to`.
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct ToConfig {
     /// The operation.
@@ -171,6 +182,7 @@ pub struct ToConfig {
 /// Istio's `Source`: every present field must match; a field matches when any value does, its
 /// `not` form when none does.
 #[derive(Debug, Clone, Default, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct SourceConfig {
     /// mTLS peer identities (URI SAN), e.g. `cluster.local/ns/prod/sa/web`.
@@ -207,6 +219,7 @@ pub struct SourceConfig {
 
 /// Istio's `Operation`.
 #[derive(Debug, Clone, Default, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct OperationConfig {
     /// `:authority` host without port, case-insensitive.
@@ -237,6 +250,7 @@ pub struct OperationConfig {
 
 /// Istio's `Condition`, plus `allValues`.
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields, rename_all = "camelCase")]
 pub struct ConditionConfig {
     /// What to test, e.g. `request.auth.claims[groups]` or `request.headers[x-tenant]`.
@@ -268,6 +282,24 @@ pub enum ValueConfig {
     Glob(String),
     /// A regex that must match the whole value.
     Regex(String),
+}
+
+/// The two forms [`ValueConfig`]'s hand-written `Deserialize` accepts.
+#[cfg(feature = "schema")]
+impl schemars::JsonSchema for ValueConfig {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "ValueConfig".into()
+    }
+
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        let kinds = ["exact", "prefix", "suffix", "glob", "regex"].map(|kind| {
+            serde_json::json!({"type": "object", "properties": {kind: {"type": "string"}},
+                "required": [kind], "additionalProperties": false})
+        });
+        let mut forms = vec![serde_json::json!({"type": "string"})];
+        forms.extend(kinds);
+        schemars::json_schema!({"description": VALUE_FORMS, "oneOf": forms})
+    }
 }
 
 const VALUE_FORMS: &str = "expected a string or an object with one key: exact, prefix, suffix, glob or regex";

@@ -24,6 +24,7 @@ pub const MAX_WAYS: u32 = 64;
 
 /// The whole configuration.
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RateLimitConfig {
     /// Names this filter's tables in shared data (and the rate limit service domain).
@@ -61,6 +62,7 @@ pub struct RateLimitConfig {
 
 /// Fail closed (deny) or open (allow).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum FailureModeConfig {
     /// Deny with 503.
@@ -72,6 +74,7 @@ pub enum FailureModeConfig {
 
 /// The table of buckets.
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct TableConfig {
     /// Slots per limit.
@@ -93,6 +96,7 @@ impl Default for TableConfig {
 
 /// What a full group means.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum OnFullConfig {
     /// Share one overflow bucket per limit.
@@ -106,6 +110,7 @@ pub enum OnFullConfig {
 
 /// How the caller's tier is found.
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct TierConfig {
     /// Take the tier from this claim instead of the identity's `tier`.
@@ -127,6 +132,7 @@ impl Default for TierConfig {
 
 /// Which headers to send.
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct HeadersConfig {
     /// IETF `RateLimit` and `RateLimit-Policy`.
@@ -148,6 +154,7 @@ impl Default for HeadersConfig {
 
 /// One limit.
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct LimitConfig {
     /// The key's parts, in order (one bucket per distinct key).
@@ -164,6 +171,7 @@ pub struct LimitConfig {
 
 /// What to do when a part of the key is absent.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum MissingKeyConfig {
     /// Deny with 429.
@@ -177,6 +185,7 @@ pub enum MissingKeyConfig {
 
 /// `tokens` per `per`, holding at most `burst`.
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RateConfig {
     /// Tokens added per window (and the bucket size without `burst`).
@@ -190,6 +199,7 @@ pub struct RateConfig {
 
 /// Which limits apply to matching requests.
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RouteConfig {
     /// Which requests.
@@ -204,6 +214,7 @@ pub struct RouteConfig {
 
 /// Tokens a request costs, by method.
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct CostConfig {
     /// Cost of any method not listed.

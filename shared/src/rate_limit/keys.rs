@@ -23,6 +23,7 @@ use super::table::push_field;
 
 /// Where one part of a key comes from, as written in config.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum KeySourceConfig {
     /// The client IP (`source.address`, or `X-Forwarded-For` per `trusted_proxies`).

@@ -10,6 +10,7 @@ use crate::route::RouteMatchConfig;
 
 /// The whole plugin configuration.
 #[derive(Debug, Clone, Default, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct SecurityHeadersConfig {
     /// The policy for requests no route matches.
@@ -22,6 +23,7 @@ pub struct SecurityHeadersConfig {
 
 /// One route: a match and a complete policy (nothing is inherited from `default`).
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct RouteConfig {
     /// A name for logs and audit lines.
@@ -37,6 +39,7 @@ pub struct RouteConfig {
 
 /// What one policy adds, removes and answers.
 #[derive(Debug, Clone, Default, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct PolicyConfig {
     /// The base header set.
@@ -47,9 +50,11 @@ pub struct PolicyConfig {
     pub hsts: Option<HstsConfig>,
     /// Replaces the preset's `Content-Security-Policy`, directive by directive.
     #[serde(default)]
+    #[cfg_attr(feature = "schema", schemars(with = "Option<std::collections::BTreeMap<String, Vec<String>>>"))]
     pub csp: Option<CspConfig>,
     /// Sets `Content-Security-Policy-Report-Only`.
     #[serde(default)]
+    #[cfg_attr(feature = "schema", schemars(with = "Option<std::collections::BTreeMap<String, Vec<String>>>"))]
     pub csp_report_only: Option<CspConfig>,
     /// Response headers that reveal the stack; `None` means the built-in list.
     #[serde(default)]
@@ -64,6 +69,7 @@ pub struct PolicyConfig {
 
 /// A base header set following the OWASP Secure Headers Project.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum Preset {
     /// For APIs: nothing may be framed, embedded, cached or loaded.
@@ -77,6 +83,7 @@ pub enum Preset {
 
 /// `Strict-Transport-Security` as fields (RFC 6797).
 #[derive(Debug, Clone, Copy, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct HstsConfig {
     /// Seconds the browser remembers to use HTTPS only; 0 tells it to forget.
@@ -131,6 +138,7 @@ impl<'de> Deserialize<'de> for CspConfig {
 
 /// One header rule.
 #[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct HeaderRuleConfig {
     /// Header name (case-insensitive).
@@ -145,6 +153,7 @@ pub struct HeaderRuleConfig {
 
 /// How a header rule changes the response.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum HeaderMode {
     /// Replace every upstream value.
@@ -160,6 +169,7 @@ pub enum HeaderMode {
 
 /// Cross-origin resource sharing for one policy.
 #[derive(Debug, Clone, Default, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(deny_unknown_fields)]
 pub struct CorsConfig {
     /// `https://app.example.com`, `https://*.example.com`, or `*` alone.
