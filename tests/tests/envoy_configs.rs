@@ -44,6 +44,9 @@ fn bootstraps() -> Vec<PathBuf> {
 
 #[test]
 fn every_envoy_config_validates() {
+    // demo.yaml names generated certificates and a JWKS file, and its field-encryption key comes
+    // from the environment: make them (if missing) before validating.
+    palisade_tests::demo::prepare_for_validation().unwrap();
     let configs = bootstraps();
     assert!(!configs.is_empty(), "no Envoy bootstrap found under envoy-config/");
     assert!(configs.iter().any(|p| p == Path::new("envoy-config/demo.yaml")), "{configs:?}");
