@@ -11,7 +11,7 @@ DIST := $(CURDIR)/dist
 export PALISADE_DIST := $(DIST)
 export PALISADE_ENVOY := $(ENVOY)
 
-.PHONY: build test test-core test-core-wasm test-host lint demo demo-check bench toolchain envoy clean
+.PHONY: build test test-core test-core-wasm test-host lint demo demo-check bench toolchain envoy oci istio istio-manifests clean
 
 # The toolchain is pinned by rust-toolchain.toml; this installs it and the wasm target.
 toolchain:
@@ -25,20 +25,28 @@ $(ENVOY):
 	@$(ENVOY) --version
 
 build: toolchain
-	cargo build --release --target $(WASM_TARGET) $(foreach f,$(FILTERS),-p palisade-$(f)) -p palisade-probe
+	cargo build --release --target $(WASM_TARGET) $(foreach f,$(FILTERS),-p palisade-$(f)) -p palisade-probe -p palisade-trivial
 	@mkdir -p $(DIST)
 	@for f in $(FILTERS); do \
 		cp target/$(WASM_TARGET)/release/palisade_$$(echo $$f | tr - _).wasm $(DIST)/$$f.wasm; \
 		printf '%-22s %8d bytes\n' $$f.wasm $$(stat -c %s $(DIST)/$$f.wasm); \
 	done
+	@# The bundle in its own invocation: built with the filters, cargo would unify features and
+	@# turn their `entry` (own `_initialize`) back on inside it.
+	cargo build --release --target $(WASM_TARGET) -p palisade-gateway
+	@cp target/$(WASM_TARGET)/release/palisade_gateway.wasm $(DIST)/gateway.wasm
+	@printf '%-22s %8d bytes\n' gateway.wasm $$(stat -c %s $(DIST)/gateway.wasm)
 	@# The host tests' probe filter (tests/probe): not a product filter.
 	@cp target/$(WASM_TARGET)/release/palisade_probe.wasm $(DIST)/probe.wasm
+	@# The bench's trivial filter (tests/trivial): the cost of the wasm hop alone.
+	@cp target/$(WASM_TARGET)/release/palisade_trivial.wasm $(DIST)/trivial.wasm
 
 test: build envoy test-core test-core-wasm test-host
 
-# The core natively, every layer enabled.
+# The core natively, every layer enabled; the palisade CLI (config checks, JSON Schemas, keys).
 test-core: toolchain
 	cargo test -p palisade-core --all-features
+	cargo test -p palisade-cli
 
 # The core compiled to wasm32-wasip1, run under wasmtime with Envoy's WASI subset.
 test-core-wasm: toolchain
@@ -53,16 +61,77 @@ test-host: build envoy
 lint: toolchain
 	cargo fmt --all --check
 	cargo clippy --workspace --all-targets --all-features -- -D warnings
-	cargo clippy --target $(WASM_TARGET) $(foreach f,$(FILTERS),-p palisade-$(f)) -- -D warnings
+	cargo clippy --target $(WASM_TARGET) $(foreach f,$(FILTERS),-p palisade-$(f)) -p palisade-gateway -- -D warnings
 
-# Echo upstream + Envoy with envoy-config/demo.yaml (ports 10000, admin 9901, echo 8080) and a
+# Fresh keys, certificates and tokens (envoy-config/demo/generated/, git-ignored), echo upstream
+# + Envoy with envoy-config/demo.yaml (ports 10000, mTLS 10443, admin 9901, echo 8080) and a
 # walkthrough of curl exchanges; runs until Ctrl-C. demo-check runs the walkthrough and fails on
-# any unexpected status (the tests run it on free ports: tests/tests/demo.rs).
+# any unexpected outcome (the tests run it on free ports: tests/tests/demo.rs). demo-prepare only
+# makes the material and builds the echo, for `docker compose -f envoy-config/docker-compose.yaml up`.
 demo: build envoy
 	cargo run --quiet -p palisade-tests --bin demo
 
 demo-check: build envoy
 	cargo run --quiet -p palisade-tests --bin demo -- --check
+
+demo-prepare: build
+	cargo build --quiet -p palisade-tests --bin echo
+	cargo run --quiet -p palisade-tests --bin demo -- --prepare
+
+# The JSON Schemas of every filter's config (and the gateway bundle), generated from the Rust
+# config types into envoy-config/schemas/; cli/tests/schemas.rs fails when they are stale.
+.PHONY: schemas
+schemas:
+	cargo run --quiet -p palisade-cli -- schema --write envoy-config/schemas
+
+# Each filter on real Envoy next to Envoy's native filters (wrk, one worker, interleaved rounds),
+# and wasmtime fuel per request; writes docs/benchmarks.md. BENCH_ARGS: --quick, --rounds N,
+# --duration S, --case SUBSTRING, --fuel (fuel table only), --no-fuel.
+bench: build envoy
+	@command -v wrk >/dev/null || apt-get install -y wrk
+	cargo run --release -p palisade-tests --bin bench -- $(BENCH_ARGS)
+
+# Istio. `make oci`: one Wasm OCI image per filter in the "compat" layout Istio pulls
+# (envoy-config/istio/oci/Dockerfile), tagged $(OCI_REPO)/<filter>:$(OCI_TAG), with the first of
+# docker, podman, buildah whose `info` works (or OCI_TOOL=...); without one it says so and succeeds.
+# `make istio`: dist/istio/*.yaml, the manifests of envoy-config/istio/ with `url` at
+# $(ISTIO_WASM_URL)/<filter>.wasm and the `sha256` of dist/<filter>.wasm, which Istio checks.
+OCI_REPO ?= ghcr.io/palisade
+OCI_TAG ?= 0.1.0
+ISTIO_WASM_URL ?= https://github.com/palisade/palisade/releases/download/v$(OCI_TAG)
+ISTIO_OUT ?= $(DIST)/istio
+
+oci: build
+	@tool="$(OCI_TOOL)"; \
+	if [ -z "$$tool" ]; then for t in docker podman buildah; do \
+		if command -v $$t >/dev/null 2>&1 && $$t info >/dev/null 2>&1; then tool=$$t; break; fi; \
+	done; fi; \
+	if [ -z "$$tool" ] || [ "$$tool" = none ]; then \
+		echo "make oci: no working container tool (docker, podman or buildah with a working 'info'): no image built."; \
+		echo "The modules are in $(DIST)/; build the images where a tool exists, with envoy-config/istio/oci/Dockerfile."; \
+		exit 0; \
+	fi; \
+	case $$tool in docker) annotate= ;; *) annotate="--annotation module.wasm.image/variant=compat" ;; esac; \
+	for f in $(FILTERS); do \
+		$$tool build $$annotate -f envoy-config/istio/oci/Dockerfile --build-arg FILTER=$$f \
+			-t $(OCI_REPO)/$$f:$(OCI_TAG) $(DIST) || exit 1; \
+		echo "built $(OCI_REPO)/$$f:$(OCI_TAG) with $$tool"; \
+	done
+
+istio: build
+	@$(MAKE) --no-print-directory istio-manifests
+
+istio-manifests:
+	@mkdir -p $(ISTIO_OUT)
+	@cp envoy-config/istio/peer-authentication.yaml envoy-config/istio/kustomization.yaml $(ISTIO_OUT)/
+	@for f in $(FILTERS); do \
+		test -f $(DIST)/$$f.wasm || { echo "$(DIST)/$$f.wasm missing: run make build" >&2; exit 1; }; \
+		sha=$$(sha256sum $(DIST)/$$f.wasm | cut -d' ' -f1); \
+		{ echo "# Generated by make istio from envoy-config/istio/$$f.yaml and $(DIST)/$$f.wasm."; \
+		  sed -e "s|^  url: .*|  url: $(ISTIO_WASM_URL)/$$f.wasm\n  sha256: $$sha|" envoy-config/istio/$$f.yaml; \
+		} > $(ISTIO_OUT)/$$f.yaml; \
+		printf '%-22s sha256 %s\n' $$f $$sha; \
+	done
 
 clean:
 	cargo clean

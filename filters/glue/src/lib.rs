@@ -13,6 +13,8 @@ use palisade_core::identity::{Identity, FILTER_STATE_PROPERTY};
 use proxy_wasm::hostcalls;
 use proxy_wasm::types::{LogLevel, MapType, MetricType};
 
+pub mod layer;
+
 /// Reads the request headers and connection facts into a [`RequestView`].
 ///
 /// Call only in `on_http_request_headers`: Envoy refuses request headers afterwards.
@@ -75,6 +77,7 @@ pub fn apply_header_ops(map: MapType, ops: &[HeaderOp]) {
 pub fn send_reply(reply: &LocalReply) {
     let headers: Vec<(&str, &str)> = reply.headers.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
     let body = if reply.body.is_empty() { None } else { Some(reply.body.as_slice()) };
+    layer::note_local_reply();
     let _ = send_local_response(reply.status, &reply.details, body, &headers);
 }
 
@@ -166,13 +169,17 @@ pub fn log(level: LogLevel, message: &str) {
 }
 
 /// Reads the plugin configuration and compiles it; logs and returns `None` on error, so that
-/// `on_configure` returns false and Envoy rejects the config.
+/// `on_configure` returns false and Envoy rejects the config. Inside the gateway bundle this is
+/// the layer's own configuration, and errors name the field from the bundle's root.
 pub fn load_config<T>(filter: &str, compile: impl FnOnce(&[u8]) -> Result<T, ConfigError>) -> Option<T> {
-    let bytes = hostcalls::get_buffer(proxy_wasm::types::BufferType::PluginConfiguration, 0, usize::MAX)
-        .ok()
-        .flatten()
-        .unwrap_or_default();
-    match compile(&bytes) {
+    let (bytes, field) = layer::layer_config().unwrap_or_else(|| {
+        let bytes = hostcalls::get_buffer(proxy_wasm::types::BufferType::PluginConfiguration, 0, usize::MAX)
+            .ok()
+            .flatten()
+            .unwrap_or_default();
+        (bytes, String::new())
+    });
+    match compile(&bytes).map_err(|err| err.within(&field)) {
         Ok(config) => Some(config),
         Err(err) => {
             log(LogLevel::Error, &format!("palisade {filter}: invalid configuration: {err}"));

@@ -18,10 +18,17 @@ use proxy_wasm::types::{Action, ContextType, LogLevel, MapType};
 
 use host_store::HostStore;
 
+#[cfg(feature = "entry")]
 proxy_wasm::main! {{
     proxy_wasm::set_log_level(LogLevel::Info);
-    proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(RateLimitRoot { state: None }) });
+    proxy_wasm::set_root_context(|_| root());
 }}
+
+/// A new root context of this filter: the filter's own entry point uses it, and so does the
+/// gateway bundle (`filters/gateway`) for this layer.
+pub fn root() -> Box<dyn RootContext> {
+    Box::new(RateLimitRoot { state: None })
+}
 
 /// The compiled config and its counters, shared by every HTTP context of the VM.
 struct State {

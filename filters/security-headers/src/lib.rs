@@ -12,12 +12,19 @@ use palisade_core::decision::{LocalReply, Verdict};
 use palisade_core::security_headers::{CorsOutcome, ResponsePlan, SecurityHeaders};
 use palisade_glue::{apply_header_ops, audit, load_config, request_view, response_view, send_reply, Counter};
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
-use proxy_wasm::types::{Action, ContextType, LogLevel, MapType};
+use proxy_wasm::types::{Action, ContextType, MapType};
 
+#[cfg(feature = "entry")]
 proxy_wasm::main! {{
-    proxy_wasm::set_log_level(LogLevel::Info);
-    proxy_wasm::set_root_context(|_| Box::new(Root { shared: None }));
+    proxy_wasm::set_log_level(proxy_wasm::types::LogLevel::Info);
+    proxy_wasm::set_root_context(|_| root());
 }}
+
+/// A new root context of this filter: the filter's own entry point uses it, and so does the
+/// gateway bundle (`filters/gateway`) for this layer.
+pub fn root() -> Box<dyn RootContext> {
+    Box::new(Root { shared: None })
+}
 
 /// The filter's counters, shown by Envoy as `wasmcustom.palisade.security_headers.*`.
 struct Metrics {

@@ -131,6 +131,7 @@ impl Host {
                 plugin_config: Vec::new(),
                 env: Vec::new(),
                 log_level: LogLevel::Info,
+                fuel: false,
             },
         }
     }
@@ -262,6 +263,14 @@ impl PluginBuilder {
         self
     }
 
+    /// Meters fuel (wasmtime `consume_fuel`, about one unit per wasm instruction) so a bench can
+    /// read a deterministic cost with [`Plugin::fuel_consumed`]. Off by default: the module is
+    /// compiled a second time, for a separate engine.
+    pub fn fuel(mut self, on: bool) -> Self {
+        self.spec.fuel = on;
+        self
+    }
+
     /// Loads as Envoy does; the error carries Envoy's message and the plugin's logs.
     pub fn load(self) -> Result<Plugin, LoadError> {
         let id = self.host.shared.next_plugin.get() + 1;
@@ -291,6 +300,12 @@ impl Plugin {
     /// Sends one request through this plugin alone.
     pub fn send(&self, request: Request) -> Exchange<'_> {
         self.host.chain(&[self]).send(request)
+    }
+
+    /// Fuel this plugin has burnt since it was loaded (start included); `None` unless loaded
+    /// with [`PluginBuilder::fuel`]. The difference across one request is its cost in fuel.
+    pub fn fuel_consumed(&self) -> Option<u64> {
+        self.vm.borrow().fuel_consumed()
     }
 
     /// Everything the plugin logged, in order.

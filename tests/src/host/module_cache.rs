@@ -11,21 +11,40 @@ use wasmtime::{Config, Engine, Module};
 /// The process-wide engine.
 pub fn engine() -> &'static Engine {
     static ENGINE: OnceLock<Engine> = OnceLock::new();
-    ENGINE.get_or_init(|| {
-        let mut config = Config::new();
-        config.cranelift_opt_level(wasmtime::OptLevel::Speed);
-        Engine::new(&config).unwrap_or_default()
-    })
+    ENGINE.get_or_init(|| new_engine(false))
+}
+
+/// The engine of fuel-metered plugins (`PluginBuilder::fuel`): its code counts fuel (about one
+/// unit per wasm instruction), so it is separate and only built when a bench asks for it.
+pub fn fuel_engine() -> &'static Engine {
+    static ENGINE: OnceLock<Engine> = OnceLock::new();
+    ENGINE.get_or_init(|| new_engine(true))
+}
+
+fn new_engine(fuel: bool) -> Engine {
+    let mut config = Config::new();
+    config.cranelift_opt_level(wasmtime::OptLevel::Speed);
+    config.consume_fuel(fuel);
+    Engine::new(&config).unwrap_or_default()
 }
 
 type Slot = Arc<Mutex<Option<Module>>>;
 
 /// The compiled module for `path`; compiles it on first use. Different paths compile in parallel.
 pub fn module(path: &Path) -> Result<Module> {
-    static CACHE: OnceLock<Mutex<HashMap<PathBuf, Slot>>> = OnceLock::new();
+    cached(path, false)
+}
+
+/// The module for `path` compiled for [`fuel_engine`].
+pub fn fuel_module(path: &Path) -> Result<Module> {
+    cached(path, true)
+}
+
+fn cached(path: &Path, fuel: bool) -> Result<Module> {
+    static CACHE: OnceLock<Mutex<HashMap<(PathBuf, bool), Slot>>> = OnceLock::new();
     let slot = {
         let mut cache = CACHE.get_or_init(Default::default).lock().unwrap_or_else(PoisonError::into_inner);
-        cache.entry(path.to_path_buf()).or_default().clone()
+        cache.entry((path.to_path_buf(), fuel)).or_default().clone()
     };
     let mut slot = slot.lock().unwrap_or_else(PoisonError::into_inner);
     if let Some(module) = slot.as_ref() {
@@ -33,7 +52,8 @@ pub fn module(path: &Path) -> Result<Module> {
     }
     let bytes = std::fs::read(path)
         .with_context(|| format!("reading {} (run `make build` to produce dist/*.wasm)", path.display()))?;
-    let module = Module::new(engine(), &bytes).map_err(|e| anyhow!("compiling {}: {e:?}", path.display()))?;
+    let engine = if fuel { fuel_engine() } else { engine() };
+    let module = Module::new(engine, &bytes).map_err(|e| anyhow!("compiling {}: {e:?}", path.display()))?;
     *slot = Some(module.clone());
     Ok(module)
 }

@@ -52,6 +52,8 @@ pub(crate) struct LoadSpec {
     pub plugin_config: Vec<u8>,
     pub env: Vec<(String, String)>,
     pub log_level: LogLevel,
+    /// Meter fuel (wasmtime `consume_fuel`): a separate engine, for benches only.
+    pub fuel: bool,
 }
 
 /// A live VM with its root context.
@@ -67,7 +69,12 @@ impl Vm {
     /// `proxy_on_vm_start`, `proxy_on_configure`.
     pub fn load(spec: &LoadSpec, host: Rc<HostShared>, id: u64) -> Result<Vm, LoadError> {
         let fail = |message: String| LoadError { message, logs: Vec::new() };
-        let module = module_cache::module(&spec.path).map_err(|e| fail(format!("{e:#}")))?;
+        let (engine, module) = if spec.fuel {
+            (module_cache::fuel_engine(), module_cache::fuel_module(&spec.path))
+        } else {
+            (module_cache::engine(), module_cache::module(&spec.path))
+        };
+        let module = module.map_err(|e| fail(format!("{e:#}")))?;
         for import in module.imports() {
             let known = match import.module() {
                 "env" => hostcalls::ENVOY_FUNCTIONS.contains(&import.name()),
@@ -108,8 +115,11 @@ impl Vm {
             status: (0, Vec::new()),
             done_called: false,
         };
-        let mut store = Store::new(module_cache::engine(), state);
-        let mut linker = Linker::new(module_cache::engine());
+        let mut store = Store::new(engine, state);
+        if spec.fuel {
+            store.set_fuel(u64::MAX).map_err(|e| fail(format!("setting fuel: {e:?}")))?;
+        }
+        let mut linker = Linker::new(engine);
         let linked = wasi::add_to_linker(&mut linker).and_then(|()| hostcalls::add_to_linker(&mut linker));
         linked.map_err(|e| fail(format!("linking the host: {e:?}")))?;
         let instance = linker.instantiate(&mut store, &module).map_err(|e| {
@@ -153,6 +163,11 @@ impl Vm {
             Ok(_) => Ok(vm),
             Err(message) => Err(with_logs(&vm, format!("Plugin {} failed to configure: {message}", spec.name))),
         }
+    }
+
+    /// Fuel burnt so far (about one unit per wasm instruction); `None` unless loaded with fuel.
+    pub fn fuel_consumed(&self) -> Option<u64> {
+        self.store.get_fuel().ok().map(|left| u64::MAX - left)
     }
 
     /// cpp-host: `_initialize` (then `main`/`__main_void`) if exported, else `_start`.

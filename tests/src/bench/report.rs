@@ -1,0 +1,303 @@
+//! Medians and spread over rounds, the Markdown tables, and the issue's targets as ratios.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::Path;
+
+use super::cases::{Case, Filter, BASELINE, BASELINE_POST, TRIVIAL};
+use super::fuel::FuelRow;
+use super::load::Sample;
+
+/// Every sample of a case, one per round (`None`: that run failed).
+pub type Results = BTreeMap<String, Vec<Option<Sample>>>;
+
+/// A case summarised over rounds, each figure relative to its baseline in the same round.
+#[derive(Debug, Clone)]
+pub struct Summary {
+    /// The case.
+    pub name: String,
+    /// Rounds with a sample of both the case and its baseline.
+    pub rounds: usize,
+    /// req/s ratio to the baseline: median.
+    pub ratio: f64,
+    /// Added CPU µs/request: median, min, max.
+    pub added: (f64, f64, f64),
+    /// Absolute CPU µs/request (median).
+    pub cpu: f64,
+    /// Absolute req/s (median).
+    pub rps: f64,
+    /// Median p50 and p99 latency, µs.
+    pub p50: f64,
+    /// p99.
+    pub p99: f64,
+    /// Median RSS, MiB, and RSS above the baseline's, MiB.
+    pub rss_mib: f64,
+    /// RSS minus the baseline's RSS (median), MiB.
+    pub rss_added_mib: f64,
+    /// Non-2xx responses and socket errors over all rounds.
+    pub non_2xx: u64,
+    /// Socket errors.
+    pub socket_errors: u64,
+    /// Wasm filters in the case.
+    pub wasm_filters: usize,
+    /// The case's `.wasm` files, joined (cases with the same set share an RSS target row).
+    pub wasm_set: String,
+    /// Most downstream connections Envoy accepted in one run (keep-alive check).
+    pub connections: u64,
+}
+
+/// The median of a non-empty list (mean of the middle two for even lengths).
+pub fn median(values: &[f64]) -> f64 {
+    let mut v: Vec<f64> = values.to_vec();
+    v.sort_by(f64::total_cmp);
+    match v.len() {
+        0 => f64::NAN,
+        n if n % 2 == 1 => v[n / 2],
+        n => (v[n / 2 - 1] + v[n / 2]) / 2.0,
+    }
+}
+
+fn min_max(values: &[f64]) -> (f64, f64) {
+    values.iter().fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), &v| (lo.min(v), hi.max(v)))
+}
+
+/// Summaries of every case that has at least one round with its baseline.
+pub fn summarize(cases: &[Case], results: &Results) -> Vec<Summary> {
+    let mut out = Vec::new();
+    for case in cases {
+        let (Some(own), Some(base)) = (results.get(&case.name), results.get(case.baseline)) else { continue };
+        let pairs: Vec<(&Sample, &Sample)> =
+            own.iter().zip(base).filter_map(|(s, b)| Some((s.as_ref()?, b.as_ref()?))).collect();
+        if pairs.is_empty() {
+            continue;
+        }
+        let of = |f: &dyn Fn(&Sample, &Sample) -> f64| pairs.iter().map(|(s, b)| f(s, b)).collect::<Vec<f64>>();
+        let added = of(&|s, b| s.cpu_us - b.cpu_us);
+        let (lo, hi) = min_max(&added);
+        out.push(Summary {
+            name: case.name.clone(),
+            rounds: pairs.len(),
+            ratio: median(&of(&|s, b| s.rps / b.rps)),
+            added: (median(&added), lo, hi),
+            cpu: median(&of(&|s, _| s.cpu_us)),
+            rps: median(&of(&|s, _| s.rps)),
+            p50: median(&of(&|s, _| s.p50_us)),
+            p99: median(&of(&|s, _| s.p99_us)),
+            rss_mib: median(&of(&|s, _| s.rss_kib as f64 / 1024.0)),
+            rss_added_mib: median(&of(&|s, b| (s.rss_kib as f64 - b.rss_kib as f64) / 1024.0)),
+            non_2xx: pairs.iter().map(|(s, _)| s.non_2xx).sum(),
+            socket_errors: pairs.iter().map(|(s, _)| s.socket_errors).sum(),
+            wasm_filters: case.wasm_filters(),
+            wasm_set: case
+                .filters
+                .iter()
+                .filter_map(|f| match f {
+                    Filter::Wasm { file, .. } => Some(file.as_str()),
+                    Filter::Native { .. } => None,
+                })
+                .collect::<Vec<_>>()
+                .join("+"),
+            connections: pairs.iter().map(|(s, _)| s.connections).max().unwrap_or(0),
+        });
+    }
+    out
+}
+
+fn latency(us: f64) -> String {
+    if us >= 1000.0 {
+        format!("{:.2} ms", us / 1000.0)
+    } else {
+        format!("{us:.0} µs")
+    }
+}
+
+/// The main table; `connections`: wrk's connections (to flag runs where keep-alive broke).
+pub fn envoy_table(summaries: &[Summary], connections: u32) -> String {
+    let mut md = String::from(
+        "| case | req/s vs baseline | added CPU µs/req, median (min–max) | p50 | p99 | RSS MiB | notes |\n\
+         |---|---:|---:|---:|---:|---:|---|\n",
+    );
+    for s in summaries {
+        let baseline = s.name == BASELINE || s.name == BASELINE_POST;
+        let (ratio, added) = if baseline {
+            (format!("1.00 ({:.0} req/s)", s.rps), format!("0 (baseline: {:.1} µs/req)", s.cpu))
+        } else {
+            (format!("{:.2}", s.ratio), format!("{:.1} ({:.1}–{:.1})", s.added.0, s.added.1, s.added.2))
+        };
+        let mut notes = Vec::new();
+        if s.non_2xx > 0 {
+            notes.push(format!("{} non-2xx: NOT the common path", s.non_2xx));
+        }
+        if s.connections > 4 * u64::from(connections) + 2 {
+            notes.push(format!("{} connections: keep-alive broken", s.connections));
+        }
+        if s.socket_errors > 0 {
+            notes.push(format!("{} socket errors", s.socket_errors));
+        }
+        let _ = writeln!(
+            md,
+            "| {} | {ratio} | {added} | {} | {} | {:.1} | {} |",
+            s.name,
+            latency(s.p50),
+            latency(s.p99),
+            s.rss_mib,
+            notes.join("; ")
+        );
+    }
+    md
+}
+
+struct Target {
+    what: String,
+    measured: String,
+    limit: String,
+    pass: Option<bool>,
+}
+
+fn find<'a>(summaries: &'a [Summary], name: &str) -> Option<&'a Summary> {
+    summaries.iter().find(|s| s.name == name)
+}
+
+/// The issue's targets, each as a ratio or figure with pass/fail (`n/a` when a case is missing).
+pub fn targets_table(summaries: &[Summary], dist: &Path) -> String {
+    let mut targets = Vec::new();
+    let mut ratio_target = |what: String, num: Option<&Summary>, den: Option<&Summary>, limit: f64| {
+        let (measured, pass) = match (num, den) {
+            (Some(n), Some(d)) if d.added.0 > 0.0 => {
+                let r = n.added.0 / d.added.0;
+                (format!("{r:.2}x ({:.1} / {:.1} µs)", n.added.0, d.added.0), Some(r <= limit))
+            }
+            _ => ("n/a".to_string(), None),
+        };
+        targets.push(Target { what, measured, limit: format!("≤ {limit}x"), pass });
+    };
+    let trivial = find(summaries, TRIVIAL);
+    for name in [
+        "security-headers",
+        "jwt-authn cached",
+        "authz 20 policies",
+        "rate-limit 1 key",
+        "rate-limit 10k keys",
+        "request-validation GET",
+        "request-validation POST 4 KiB",
+        "field-encryption POST 4 KiB, 3 fields",
+    ] {
+        ratio_target(format!("{name}: CPU vs trivial wasm filter"), find(summaries, name), trivial, 1.5);
+    }
+    ratio_target(
+        "jwt-authn mix 1000x100 vs native jwt_authn mix (cached)".into(),
+        find(summaries, "jwt-authn mix 1000x100"),
+        find(summaries, "native jwt_authn mix 1000x100"),
+        1.2,
+    );
+    for alg in ["ES256", "RS256"] {
+        ratio_target(
+            format!("jwt-authn {alg} uncached vs native uncached"),
+            find(summaries, &format!("jwt-authn {alg} uncached")),
+            find(summaries, &format!("native jwt_authn {alg} uncached")),
+            5.0,
+        );
+    }
+    let bundle = find(summaries, "gateway bundle (6 layers)");
+    ratio_target("gateway bundle: CPU vs trivial wasm filter".into(), bundle, trivial, 2.0);
+    let mut absolute = |what: &str, case: Option<&Summary>, limit: f64| {
+        let (measured, pass) = match case {
+            Some(c) => (format!("{:.1} µs", c.added.0), Some(c.added.0 <= limit)),
+            None => ("n/a".into(), None),
+        };
+        targets.push(Target { what: what.into(), measured, limit: format!("≤ {limit} µs"), pass });
+    };
+    absolute("request-validation: 4 KiB JSON body, added CPU", find(summaries, "request-validation POST 4 KiB"), 20.0);
+    absolute(
+        "field-encryption: 3 fields of 4 KiB, added CPU",
+        find(summaries, "field-encryption POST 4 KiB, 3 fields"),
+        25.0,
+    );
+    targets.push(match bundle {
+        Some(b) => Target {
+            what: "gateway bundle: throughput vs no filter".into(),
+            measured: format!("{:.2}x", b.ratio),
+            limit: "≥ 0.6x".into(),
+            pass: Some(b.ratio >= 0.6),
+        },
+        None => Target {
+            what: "gateway bundle: throughput vs no filter".into(),
+            measured: "n/a (dist/gateway.wasm not built)".into(),
+            limit: "≥ 0.6x".into(),
+            pass: None,
+        },
+    });
+    let mut seen = Vec::new();
+    for s in summaries.iter().filter(|s| s.wasm_filters > 0) {
+        if seen.contains(&s.wasm_set) {
+            continue;
+        }
+        seen.push(s.wasm_set.clone());
+        // Envoy keeps each plugin's VM on the main thread besides the one per worker, so with
+        // one worker this is about two VMs per filter: the per-VM figure is at most this.
+        let per_vm = s.rss_added_mib / s.wasm_filters as f64;
+        targets.push(Target {
+            what: format!("RSS per filter VM: `{}` (RSS − baseline RSS) / {} filter(s)", s.name, s.wasm_filters),
+            measured: format!("{per_vm:.1} MiB"),
+            limit: "≤ 4 MiB".into(),
+            pass: Some(per_vm <= 4.0),
+        });
+    }
+    let mut sizes: Vec<(String, u64)> = std::fs::read_dir(dist)
+        .map(|entries| {
+            entries
+                .filter_map(|e| e.ok())
+                .filter_map(|e| {
+                    let name = e.file_name().to_string_lossy().into_owned();
+                    let product = name.ends_with(".wasm") && name != "probe.wasm" && name != "trivial.wasm";
+                    product.then(|| Some((name, e.metadata().ok()?.len()))).flatten()
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    sizes.sort();
+    for (name, bytes) in sizes {
+        targets.push(Target {
+            what: format!("size of dist/{name}"),
+            measured: format!("{:.0} KB ({bytes} bytes)", bytes as f64 / 1000.0),
+            limit: "≤ 300 KB".into(),
+            pass: Some(bytes <= 300_000),
+        });
+    }
+    let mut md = String::from("| target | measured | limit | result |\n|---|---:|---:|---|\n");
+    for t in targets {
+        let result = match t.pass {
+            Some(true) => "pass",
+            Some(false) => "**fail**",
+            None => "n/a",
+        };
+        let _ = writeln!(md, "| {} | {} | {} | {result} |", t.what, t.measured, t.limit);
+    }
+    md
+}
+
+/// The fuel table.
+pub fn fuel_table(rows: &[FuelRow]) -> String {
+    let trivial = rows.iter().find(|r| r.name == TRIVIAL).map(|r| r.steady).filter(|&f| f > 0);
+    let mut md = String::from(
+        "| case | filters | fuel, first request | fuel/request, steady | steady vs trivial | outcome |\n\
+         |---|---:|---:|---:|---:|---|\n",
+    );
+    for r in rows {
+        let ratio = trivial.map_or_else(|| "n/a".to_string(), |t| format!("{:.0}x", r.steady as f64 / t as f64));
+        let _ = writeln!(md, "| {} | {} | {} | {} | {ratio} | {} |", r.name, r.plugins, r.first, r.steady, r.outcome);
+    }
+    md
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn median_of_odd_and_even_lists() {
+        assert_eq!(median(&[3.0, 1.0, 2.0]), 2.0);
+        assert_eq!(median(&[4.0, 1.0, 2.0, 3.0]), 2.5);
+        assert!(median(&[]).is_nan());
+    }
+}

@@ -1,0 +1,44 @@
+//! Fuel metering in the test host (the bench's deterministic cost): opt-in per plugin, off by
+//! default, and it counts the work a request does.
+
+use palisade_tests::host::{Host, Request, Response, Verdict};
+
+#[test]
+fn fuel_is_off_by_default_and_counts_each_request_when_asked() {
+    let host = Host::new();
+    let plain = host.plugin("trivial").load().unwrap();
+    assert_eq!(plain.fuel_consumed(), None, "fuel is opt-in");
+
+    let metered = host.plugin("trivial").fuel(true).load().unwrap();
+    let after_load = metered.fuel_consumed().unwrap();
+    assert!(after_load > 0, "starting the VM runs wasm code");
+
+    let mut per_request = Vec::new();
+    for _ in 0..3 {
+        let before = metered.fuel_consumed().unwrap();
+        let mut exchange = metered.send(Request::get("/x"));
+        assert_eq!(exchange.verdict(), Verdict::Forwarded);
+        exchange.respond(Response::ok()).unwrap();
+        drop(exchange);
+        per_request.push(metered.fuel_consumed().unwrap() - before);
+    }
+    assert!(per_request.iter().all(|&f| f > 0), "{per_request:?}");
+    // The same request through the same code in the same state costs the same fuel.
+    assert_eq!(per_request[1], per_request[2], "{per_request:?}");
+}
+
+#[test]
+fn a_filter_doing_more_work_burns_more_fuel() {
+    let host = Host::new();
+    let trivial = host.plugin("trivial").fuel(true).load().unwrap();
+    let headers = host.plugin("security-headers").config("{}").fuel(true).load().unwrap();
+    let cost = |plugin: &palisade_tests::host::Plugin| {
+        let before = plugin.fuel_consumed().unwrap();
+        let mut exchange = plugin.send(Request::get("/x").header("origin", "https://a.example"));
+        exchange.respond(Response::ok()).unwrap();
+        drop(exchange);
+        plugin.fuel_consumed().unwrap() - before
+    };
+    let (t, h) = (cost(&trivial), cost(&headers));
+    assert!(h > t, "security-headers {h} vs trivial {t}");
+}
