@@ -6,9 +6,15 @@
 use std::net::IpAddr;
 
 /// An ordered multimap of headers with lower-case names, as Envoy keeps them.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+///
+/// Names and values live in one string, each pair as four offsets into it: a map read from
+/// the proxy costs two allocations whatever its size, not two per header.
+#[derive(Clone, Default)]
 pub struct Headers {
-    pairs: Vec<(String, String)>,
+    /// Names and values, concatenated (removed pairs leave their text behind).
+    text: String,
+    /// Per pair: name start, name end, value start, value end, as offsets into `text`.
+    spans: Vec<[u32; 4]>,
 }
 
 impl Headers {
@@ -26,14 +32,95 @@ impl Headers {
         headers
     }
 
+    /// An empty map with room for `capacity` pairs.
+    pub fn with_capacity(capacity: usize) -> Self {
+        Self { text: String::new(), spans: Vec::with_capacity(capacity) }
+    }
+
+    /// Appends an owned pair, lower-casing the name.
+    pub fn push_owned(&mut self, name: String, value: String) {
+        self.add(&name, value);
+    }
+
+    /// Decodes proxy-wasm's map encoding (what `proxy_get_header_map_pairs` returns: a count,
+    /// then a key and a value length per pair, then each key and value followed by a NUL),
+    /// lower-casing names; values that are not UTF-8 are kept lossily. The buffer becomes the
+    /// map's text, so no pair is copied. A truncated encoding yields the pairs before the cut.
+    pub fn from_map_encoding(mut bytes: Vec<u8>) -> Self {
+        let word = |bytes: &[u8], at: usize| -> Option<usize> {
+            let raw: [u8; 4] = bytes.get(at..at + 4)?.try_into().ok()?;
+            usize::try_from(u32::from_le_bytes(raw)).ok()
+        };
+        let Some(count) = word(&bytes, 0) else {
+            return Self::new();
+        };
+        let Some(data_start) = count.checked_mul(8).and_then(|n| n.checked_add(4)).filter(|n| *n <= bytes.len()) else {
+            return Self::new();
+        };
+        let mut spans = Vec::with_capacity(count);
+        let mut at = data_start;
+        for i in 0..count {
+            let (Some(name_len), Some(value_len)) = (word(&bytes, 4 + i * 8), word(&bytes, 8 + i * 8)) else {
+                break;
+            };
+            let name_end = at.saturating_add(name_len);
+            let value_start = name_end.saturating_add(1);
+            let value_end = value_start.saturating_add(value_len);
+            if value_end > bytes.len() {
+                break;
+            }
+            let offset = |n: usize| u32::try_from(n - data_start).unwrap_or(u32::MAX);
+            spans.push([offset(at), offset(name_end), offset(value_start), offset(value_end)]);
+            bytes[at..name_end].make_ascii_lowercase();
+            at = value_end + 1;
+        }
+        bytes.drain(..data_start);
+        match String::from_utf8(bytes) {
+            Ok(text) if spans.iter().all(|span| span.iter().all(|&n| text.is_char_boundary(n as usize))) => {
+                Self { text, spans }
+            }
+            // Rare: a value (or name) that is not UTF-8. Rebuild pair by pair, lossily.
+            Ok(text) => Self::lossy(text.as_bytes(), &spans),
+            Err(err) => Self::lossy(err.as_bytes(), &spans),
+        }
+    }
+
+    fn lossy(bytes: &[u8], spans: &[[u32; 4]]) -> Self {
+        let mut headers = Self::with_capacity(spans.len());
+        for &[a, b, c, d] in spans {
+            let text =
+                |from: u32, to: u32| String::from_utf8_lossy(bytes.get(from as usize..to as usize).unwrap_or(&[]));
+            headers.add(&text(a, b), text(c, d).into_owned());
+        }
+        headers
+    }
+
+    fn pair(&self, span: &[u32; 4]) -> (&str, &str) {
+        let [a, b, _, _] = *span;
+        // Offsets are char boundaries by construction (`add`, `from_map_encoding`).
+        (self.text.get(a as usize..b as usize).unwrap_or_default(), self.value(span))
+    }
+
+    fn value(&self, span: &[u32; 4]) -> &str {
+        let [_, _, c, d] = *span;
+        self.text.get(c as usize..d as usize).unwrap_or_default()
+    }
+
+    /// Whether the pair's name is `name`, ASCII case-insensitively; compares bytes only, so a
+    /// lookup costs no string slicing for the pairs it skips.
+    fn is_named(&self, span: &[u32; 4], name: &str) -> bool {
+        let [a, b, _, _] = *span;
+        self.text.as_bytes().get(a as usize..b as usize).is_some_and(|key| key.eq_ignore_ascii_case(name.as_bytes()))
+    }
+
     /// The first value of `name`, as Envoy's `get_header_map_value` returns it.
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.pairs.iter().find(|(key, _)| key.eq_ignore_ascii_case(name)).map(|(_, value)| value.as_str())
+        self.spans.iter().find(|span| self.is_named(span, name)).map(|span| self.value(span))
     }
 
     /// Every value of `name`, in order.
     pub fn get_all<'a>(&'a self, name: &'a str) -> impl Iterator<Item = &'a str> + 'a {
-        self.pairs.iter().filter(move |(key, _)| key.eq_ignore_ascii_case(name)).map(|(_, value)| value.as_str())
+        self.spans.iter().filter(move |span| self.is_named(span, name)).map(|span| self.value(span))
     }
 
     /// Whether `name` is present at all.
@@ -43,7 +130,15 @@ impl Headers {
 
     /// Appends a value (Envoy's `addCopy`).
     pub fn add(&mut self, name: &str, value: impl Into<String>) {
-        self.pairs.push((name.to_ascii_lowercase(), value.into()));
+        let value = value.into();
+        let offset = |n: usize| u32::try_from(n).unwrap_or(u32::MAX);
+        let name_start = self.text.len();
+        self.text.push_str(name);
+        // ASCII case changes keep the text valid UTF-8.
+        self.text[name_start..].make_ascii_lowercase();
+        let name_end = self.text.len();
+        self.text.push_str(&value);
+        self.spans.push([offset(name_start), offset(name_end), offset(name_end), offset(self.text.len())]);
     }
 
     /// Replaces every value of `name` with one (Envoy's `setCopy`).
@@ -54,22 +149,25 @@ impl Headers {
 
     /// Removes every value of `name`.
     pub fn remove(&mut self, name: &str) {
-        self.pairs.retain(|(key, _)| !key.eq_ignore_ascii_case(name));
+        let text = self.text.as_bytes();
+        self.spans.retain(|&[a, b, _, _]| {
+            !text.get(a as usize..b as usize).is_some_and(|key| key.eq_ignore_ascii_case(name.as_bytes()))
+        });
     }
 
     /// All pairs in order.
     pub fn iter(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.pairs.iter().map(|(k, v)| (k.as_str(), v.as_str()))
+        self.spans.iter().map(|span| self.pair(span))
     }
 
     /// How many pairs (not distinct names) the map holds.
     pub fn len(&self) -> usize {
-        self.pairs.len()
+        self.spans.len()
     }
 
     /// Whether the map holds no pair.
     pub fn is_empty(&self) -> bool {
-        self.pairs.is_empty()
+        self.spans.is_empty()
     }
 
     /// Applies header operations in order.
@@ -77,6 +175,20 @@ impl Headers {
         for op in ops {
             op.apply_to(self);
         }
+    }
+}
+
+impl PartialEq for Headers {
+    fn eq(&self, other: &Self) -> bool {
+        self.iter().eq(other.iter())
+    }
+}
+
+impl Eq for Headers {}
+
+impl std::fmt::Debug for Headers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Headers").field("pairs", &self.iter().collect::<Vec<_>>()).finish()
     }
 }
 
@@ -242,6 +354,61 @@ mod tests {
         headers.remove("b");
         assert!(!headers.contains("b"));
         assert_eq!(headers.iter().collect::<Vec<_>>(), [("x-a", "9")]);
+    }
+
+    fn encode(pairs: &[(&[u8], &[u8])]) -> Vec<u8> {
+        let mut out = (pairs.len() as u32).to_le_bytes().to_vec();
+        for (key, value) in pairs {
+            out.extend_from_slice(&(key.len() as u32).to_le_bytes());
+            out.extend_from_slice(&(value.len() as u32).to_le_bytes());
+        }
+        for (key, value) in pairs {
+            out.extend_from_slice(key);
+            out.push(0);
+            out.extend_from_slice(value);
+            out.push(0);
+        }
+        out
+    }
+
+    #[test]
+    fn decodes_the_host_map_encoding() {
+        let bytes = encode(&[(b":method", b"GET"), (b"X-Tenant", b"acme"), (b"empty", b""), (b"x-a", b"2")]);
+        let headers = Headers::from_map_encoding(bytes.clone());
+        let expected = Headers::from_pairs([(":method", "GET"), ("x-tenant", "acme"), ("empty", ""), ("x-a", "2")]);
+        assert_eq!(headers, expected);
+        assert_eq!(headers.get("X-TENANT"), Some("acme"));
+        assert_eq!(headers.iter().collect::<Vec<_>>()[1], ("x-tenant", "acme"));
+        // Non-UTF-8 values are kept lossily, the other pairs untouched.
+        let lossy = Headers::from_map_encoding(encode(&[(b"a", b"caf\xe9"), (b"B", b"ok")]));
+        assert_eq!(lossy.iter().collect::<Vec<_>>(), [("a", "caf\u{fffd}"), ("b", "ok")]);
+        // Truncated or empty encodings never panic.
+        for cut in 0..bytes.len() {
+            let partial = Headers::from_map_encoding(bytes[..cut].to_vec());
+            assert!(partial.iter().zip(expected.iter()).all(|(a, b)| a == b), "cut at {cut}");
+        }
+        assert!(Headers::from_map_encoding(u32::MAX.to_le_bytes().to_vec()).is_empty());
+        assert!(Headers::from_map_encoding(Vec::new()).is_empty());
+    }
+
+    #[test]
+    fn edits_keep_order_and_text() {
+        let mut headers = Headers::from_pairs([("a", "1"), ("b", "2"), ("a", "3")]);
+        headers.remove("A");
+        headers.add("C", "4");
+        headers.set("b", "5");
+        assert_eq!(headers.iter().collect::<Vec<_>>(), [("c", "4"), ("b", "5")]);
+        assert_eq!(headers.len(), 2);
+        assert_eq!(format!("{headers:?}"), r#"Headers { pairs: [("c", "4"), ("b", "5")] }"#);
+    }
+
+    #[test]
+    fn owned_pairs_are_lower_cased_like_borrowed_ones() {
+        let mut owned = Headers::with_capacity(2);
+        owned.push_owned("X-A".to_string(), "1".to_string());
+        owned.push_owned("b".to_string(), "2".to_string());
+        assert_eq!(owned, Headers::from_pairs([("x-a", "1"), ("B", "2")]));
+        assert_eq!(owned.get("x-a"), Some("1"));
     }
 
     #[test]

@@ -206,6 +206,12 @@ impl<T> Routes<T> {
         self.entries.iter().find(|(matcher, _)| matcher.matches(request)).map(|(_, value)| value)
     }
 
+    /// Whether any route matches on `route_name`: only then does selecting need
+    /// [`RequestView::route_name`] (the `xds.route_name` property).
+    pub fn uses_route_name(&self) -> bool {
+        self.entries.iter().any(|(matcher, _)| matcher.route_name.is_some())
+    }
+
     /// How many routes there are.
     pub fn len(&self) -> usize {
         self.entries.len()
@@ -299,5 +305,12 @@ mod tests {
         assert_eq!(routes.select(&request("GET", "/web", "h", None)), Some(&2));
         let none = Routes::compile(&entries[..1], "routes", |e| &e.matcher, |e, _| Ok(e.id)).unwrap();
         assert_eq!(none.select(&request("GET", "/web", "h", None)), None);
+        assert!(!routes.uses_route_name());
+        let named: Vec<Entry> = serde_json::from_str(
+            r#"[{"match":{"path":{"prefix":"/api"}},"id":1},{"match":{"route_name":"r"},"id":2}]"#,
+        )
+        .unwrap();
+        let named = Routes::compile(&named, "routes", |e| &e.matcher, |e, _| Ok(e.id)).unwrap();
+        assert!(named.uses_route_name());
     }
 }

@@ -10,6 +10,7 @@ use palisade_core::authz::policy::Action as PolicyAction;
 use palisade_core::authz::{Authz, Decision, DenyReason, Outcome, PolicyCounter};
 use palisade_core::decision::{LocalReply, Verdict};
 use palisade_glue::Counter;
+use palisade_glue::ViewNeeds;
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, ContextType, LogLevel, MapType};
@@ -30,6 +31,10 @@ pub fn root() -> Box<dyn RootContext> {
 struct State {
     authz: Authz,
     metrics: Metrics,
+    /// The connection properties the policies read; the rest only for audit lines.
+    view: ViewNeeds,
+    /// Whether some policy tests the destination port.
+    port: bool,
 }
 
 /// `palisade.authz.*` counters, defined once at configure time.
@@ -108,7 +113,13 @@ impl RootContext for AuthzRoot {
             return false;
         };
         let metrics = Metrics::define(&authz);
-        self.state = Some(Rc::new(State { authz, metrics }));
+        let needs = authz.needs();
+        let view = ViewNeeds {
+            source_ip: needs.source_ip,
+            peer_principal: needs.peer_principal,
+            route_name: needs.route_name,
+        };
+        self.state = Some(Rc::new(State { authz, metrics, view, port: needs.destination_port }));
         true
     }
 
@@ -138,12 +149,19 @@ impl HttpContext for AuthzHttp {
             );
             return Action::Pause;
         };
-        let request = palisade_glue::request_view();
+        // Only the properties some policy reads: each is a host call, and one with a value
+        // also makes the host call into the VM to allocate it.
+        let mut request = palisade_glue::request_view_with(state.view);
         let identity = palisade_glue::read_identity("authz", self.context_id, state.metrics.identity_malformed);
-        let decision = state.authz.evaluate(&request, identity.as_ref(), destination_port());
+        let port = if state.port { destination_port() } else { None };
+        let decision = state.authz.evaluate(&request, identity.as_ref(), port);
         state.metrics.count(&decision);
-        for event in state.authz.audit_events(&decision, &request, identity.as_ref()) {
-            palisade_glue::audit(&event);
+        if decision.writes_audit() {
+            // Audit lines carry the route, the peer and the source whatever the policies read.
+            palisade_glue::complete_request_view(&mut request, state.view);
+            for event in state.authz.audit_events(&decision, &request, identity.as_ref()) {
+                palisade_glue::audit(&event);
+            }
         }
         match state.authz.verdict(&decision) {
             Verdict::Continue(ops) => {

@@ -15,21 +15,71 @@ use proxy_wasm::types::{LogLevel, MapType, MetricType};
 
 pub mod layer;
 
+/// Which connection properties a filter reads into its [`RequestView`].
+///
+/// Each is a `get_property` host call, and one that returns a value also costs the host a call
+/// into the VM to allocate it: a filter asks only for what its compiled config uses, and reads
+/// the rest with [`complete_request_view`] when it needs the whole view (an audit line).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct ViewNeeds {
+    /// `source.address` into [`RequestView::source_ip`].
+    pub source_ip: bool,
+    /// `connection.uri_san_peer_certificate` into [`RequestView::peer_principal`].
+    pub peer_principal: bool,
+    /// `xds.route_name` into [`RequestView::route_name`].
+    pub route_name: bool,
+}
+
+impl ViewNeeds {
+    /// Every property: what [`request_view`] reads.
+    pub const ALL: Self = Self { source_ip: true, peer_principal: true, route_name: true };
+    /// No property: headers only.
+    pub const NONE: Self = Self { source_ip: false, peer_principal: false, route_name: false };
+}
+
 /// Reads the request headers and connection facts into a [`RequestView`].
 ///
 /// Call only in `on_http_request_headers`: Envoy refuses request headers afterwards.
 pub fn request_view() -> RequestView {
+    request_view_with(ViewNeeds::ALL)
+}
+
+/// Reads the request headers and only the connection properties `needs` names; the others
+/// stay `None` until [`complete_request_view`] reads them.
+///
+/// Call only in `on_http_request_headers`: Envoy refuses request headers afterwards.
+pub fn request_view_with(needs: ViewNeeds) -> RequestView {
     let headers = header_map(MapType::HttpRequestHeaders);
     let pseudo = |name: &str| headers.get(name).unwrap_or_default().to_string();
-    RequestView {
+    let mut view = RequestView {
         method: pseudo(":method"),
         path: pseudo(":path"),
         authority: pseudo(":authority"),
         scheme: pseudo(":scheme"),
-        source_ip: property_string(&["source", "address"]).as_deref().and_then(parse_socket_ip),
-        peer_principal: property_string(&["connection", "uri_san_peer_certificate"]).filter(|s| !s.is_empty()),
-        route_name: property_string(&["xds", "route_name"]).filter(|s| !s.is_empty()),
         headers,
+        ..RequestView::default()
+    };
+    read_properties(&mut view, needs);
+    view
+}
+
+/// Reads the properties that `read` (what [`request_view_with`] was given) left out, so that
+/// `view` equals what [`request_view`] would have returned.
+pub fn complete_request_view(view: &mut RequestView, read: ViewNeeds) {
+    let missing =
+        ViewNeeds { source_ip: !read.source_ip, peer_principal: !read.peer_principal, route_name: !read.route_name };
+    read_properties(view, missing);
+}
+
+fn read_properties(view: &mut RequestView, needs: ViewNeeds) {
+    if needs.source_ip {
+        view.source_ip = property_string(&["source", "address"]).as_deref().and_then(parse_socket_ip);
+    }
+    if needs.peer_principal {
+        view.peer_principal = property_string(&["connection", "uri_san_peer_certificate"]).filter(|s| !s.is_empty());
+    }
+    if needs.route_name {
+        view.route_name = property_string(&["xds", "route_name"]).filter(|s| !s.is_empty());
     }
 }
 
@@ -41,13 +91,27 @@ pub fn response_view() -> ResponseView {
 }
 
 /// A header map with lower-case names; values that are not UTF-8 are kept lossily.
+///
+/// The host's encoded map becomes the map's text as it is ([`Headers::from_map_encoding`]):
+/// two allocations whatever the number of headers, where the SDK's decoding makes two per
+/// header.
 pub fn header_map(map: MapType) -> Headers {
-    match hostcalls::get_map_bytes(map) {
-        Ok(pairs) => Headers::from_pairs(
-            pairs.into_iter().map(|(name, value)| (name, String::from_utf8_lossy(&value).into_owned())),
-        ),
-        Err(_) => Headers::new(),
+    #[link(wasm_import_module = "env")]
+    extern "C" {
+        fn proxy_get_header_map_pairs(map_type: u32, return_data: *mut *mut u8, return_size: *mut usize) -> u32;
     }
+    let mut data: *mut u8 = std::ptr::null_mut();
+    let mut size: usize = 0;
+    // SAFETY: the host writes a pointer and a length into the two locals; the pointer comes
+    // from this module's `proxy_on_memory_allocate` (a boxed slice of exactly `size` bytes),
+    // whose ownership passes to us, as the SDK's own `get_map_bytes` assumes.
+    let status = unsafe { proxy_get_header_map_pairs(map as u32, &mut data, &mut size) };
+    if status != 0 || data.is_null() {
+        return Headers::new();
+    }
+    // SAFETY: see above: `data` is an allocation of exactly `size` bytes that we now own.
+    let bytes = unsafe { Vec::from_raw_parts(data, size, size) };
+    Headers::from_map_encoding(bytes)
 }
 
 /// A property as a UTF-8 string; `None` when absent, refused, or not UTF-8.
@@ -69,6 +133,25 @@ pub fn apply_header_ops(map: MapType, ops: &[HeaderOp]) {
             },
             HeaderOp::Append(name, value) => hostcalls::add_map_value(map, name, value),
             HeaderOp::Remove(name) => hostcalls::set_map_value(map, name, None),
+        };
+    }
+}
+
+/// Applies header operations to a map whose content before them is `current` (as
+/// [`header_map`] read it), without the host calls that cannot change it: removing a header
+/// the map lacks, and reading the map for `SetIfAbsent`.
+///
+/// Exact only when no op names a header that an earlier op of the same sequence writes (a
+/// `Remove` or `SetIfAbsent` after a `Set` of the same name would be judged on the stale
+/// `current`); sequences that cannot promise it use [`apply_header_ops`].
+pub fn apply_header_ops_known(map: MapType, ops: &[HeaderOp], current: &Headers) {
+    for op in ops {
+        let _ = match op {
+            HeaderOp::Set(name, value) => hostcalls::set_map_value(map, name, Some(value)),
+            HeaderOp::SetIfAbsent(name, value) if !current.contains(name) => hostcalls::add_map_value(map, name, value),
+            HeaderOp::Append(name, value) => hostcalls::add_map_value(map, name, value),
+            HeaderOp::Remove(name) if current.contains(name) => hostcalls::set_map_value(map, name, None),
+            HeaderOp::SetIfAbsent(..) | HeaderOp::Remove(_) => Ok(()),
         };
     }
 }

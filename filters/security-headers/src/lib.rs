@@ -10,7 +10,10 @@ use std::rc::Rc;
 
 use palisade_core::decision::{LocalReply, Verdict};
 use palisade_core::security_headers::{CorsOutcome, ResponsePlan, SecurityHeaders};
-use palisade_glue::{apply_header_ops, audit, load_config, request_view, response_view, send_reply, Counter};
+use palisade_glue::{
+    apply_header_ops, apply_header_ops_known, audit, complete_request_view, load_config, request_view_with,
+    response_view, send_reply, Counter, ViewNeeds,
+};
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, ContextType, MapType};
 
@@ -62,6 +65,8 @@ impl Metrics {
 struct Shared {
     config: SecurityHeaders,
     metrics: Metrics,
+    /// The connection properties route selection reads; the rest only for audit lines.
+    view: ViewNeeds,
 }
 
 struct Root {
@@ -75,7 +80,8 @@ impl RootContext for Root {
         let Some(config) = load_config("security-headers", SecurityHeaders::from_json) else {
             return false;
         };
-        self.shared = Some(Rc::new(Shared { config, metrics: Metrics::define() }));
+        let view = ViewNeeds { route_name: config.needs_route_name(), ..ViewNeeds::NONE };
+        self.shared = Some(Rc::new(Shared { config, metrics: Metrics::define(), view }));
         true
     }
 
@@ -107,11 +113,15 @@ impl HttpContext for Stream {
             ));
             return Action::Pause;
         };
-        let request = request_view();
+        let mut request = request_view_with(shared.view);
         let decision = shared.config.on_request(&request);
         shared.metrics.count(decision.cors);
-        if let Some(event) = decision.audit_event(&request) {
-            audit(&event);
+        if decision.writes_audit() {
+            // Audit lines carry the route, the peer and the source: read them now.
+            complete_request_view(&mut request, shared.view);
+            if let Some(event) = decision.audit_event(&request) {
+                audit(&event);
+            }
         }
         // Kept before replying: the reply comes back through on_http_response_headers.
         self.plan = Some(decision.plan);
@@ -139,10 +149,17 @@ impl HttpContext for Stream {
                 &fallback
             }
         };
-        let decoration = plan.decorate(&response_view());
+        let response = response_view();
+        let decoration = plan.decorate(&response);
         if !decoration.is_empty() {
-            apply_header_ops(MapType::HttpResponseHeaders, decoration.security);
-            apply_header_ops(MapType::HttpResponseHeaders, &decoration.cors);
+            // Removing a header the response lacks is a host call for nothing: most of the
+            // leaky and CORS removals, on most responses.
+            if decoration.distinct_names {
+                apply_header_ops_known(MapType::HttpResponseHeaders, decoration.security, &response.headers);
+            } else {
+                apply_header_ops(MapType::HttpResponseHeaders, decoration.security);
+            }
+            apply_header_ops_known(MapType::HttpResponseHeaders, &decoration.cors, &response.headers);
             shared.metrics.responses_decorated.inc();
         }
         Action::Continue

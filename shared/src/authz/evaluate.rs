@@ -114,6 +114,14 @@ impl Decision {
         matches!((self.enforced, self.would_be), (Outcome::Allow(_), Outcome::Deny(_)))
     }
 
+    /// Whether [`Authz::audit_events`] yields any event for this decision: a denial (enforced
+    /// or shadow) or an AUDIT match.
+    pub fn writes_audit(&self) -> bool {
+        matches!(self.enforced, Outcome::Deny(_))
+            || matches!(self.would_be, Outcome::Deny(_))
+            || !self.audits.is_empty()
+    }
+
     /// The per-policy counters this decision increments.
     pub fn policy_hits(&self) -> impl Iterator<Item = (usize, PolicyCounter)> + '_ {
         let enforced = match self.enforced {

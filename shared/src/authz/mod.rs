@@ -37,7 +37,7 @@ pub mod policy;
 
 use config::{AuthzConfig, DefaultAction, EscapedSlashes, PolicyConfig, ResponseConfig};
 pub use evaluate::{Decision, Denial, DenyReason, Outcome, PolicyCounter};
-use policy::{Action, Policy};
+use policy::{Action, Policy, Uses};
 
 use crate::config::{from_json, ConfigError};
 use crate::decision::LocalReply;
@@ -56,6 +56,19 @@ pub struct Authz {
     unauthenticated: LocalReply,
     invalid_path: LocalReply,
     policies: Vec<(String, Action)>,
+}
+
+/// The request facts from the proxy that [`Authz::evaluate`] can read, per the compiled config.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Needs {
+    /// [`crate::http::RequestView::source_ip`].
+    pub source_ip: bool,
+    /// [`crate::http::RequestView::peer_principal`].
+    pub peer_principal: bool,
+    /// [`crate::http::RequestView::route_name`].
+    pub route_name: bool,
+    /// The `destination_port` argument of [`Authz::evaluate`].
+    pub destination_port: bool,
 }
 
 /// The policies that apply to one route, split by action in config order.
@@ -148,6 +161,25 @@ impl Authz {
     /// The name of policy `id`.
     pub fn policy_name(&self, id: usize) -> &str {
         self.policies.get(id).map_or("", |(name, _)| name.as_str())
+    }
+
+    /// Which proxy-provided facts evaluating a request can read: the filter fetches only these
+    /// properties before [`Authz::evaluate`] (audit lines still get the whole request view).
+    pub fn needs(&self) -> Needs {
+        let uses = self
+            .routes
+            .values()
+            .chain(std::iter::once(&self.fallback))
+            .flat_map(|set| set.deny.iter().chain(&set.allow).chain(&set.audit))
+            .map(Policy::uses)
+            .fold(Uses::default(), Uses::union);
+        Needs {
+            // `remote.ip` is the peer address when no proxy is trusted (`client_ip`).
+            source_ip: uses.source_ip || (uses.remote_ip && self.xff_num_trusted_hops == 0),
+            peer_principal: uses.peer,
+            route_name: self.routes.uses_route_name(),
+            destination_port: uses.port,
+        }
     }
 
     /// Whether the whole filter runs in shadow mode.

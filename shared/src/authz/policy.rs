@@ -62,6 +62,33 @@ pub struct Facts<'a> {
     pub request_principal: Option<&'a str>,
 }
 
+/// Which request facts a compiled policy ever tests; the filter reads from the proxy only
+/// what some policy uses.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Uses {
+    /// `ipBlocks` / `notIpBlocks`, or a `source.ip` condition.
+    pub source_ip: bool,
+    /// `remoteIpBlocks` / `notRemoteIpBlocks`, or a `remote.ip` condition.
+    pub remote_ip: bool,
+    /// `principals` / `namespaces` (and their negations), or a `source.principal` /
+    /// `source.namespace` condition.
+    pub peer: bool,
+    /// `ports` / `notPorts`.
+    pub port: bool,
+}
+
+impl Uses {
+    /// Either's uses.
+    pub fn union(self, other: Uses) -> Uses {
+        Uses {
+            source_ip: self.source_ip || other.source_ip,
+            remote_ip: self.remote_ip || other.remote_ip,
+            peer: self.peer || other.peer,
+            port: self.port || other.port,
+        }
+    }
+}
+
 /// How identity conditions are evaluated.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Mode {
@@ -101,6 +128,11 @@ impl Policy {
             .map(|(i, rule)| Rule::compile(rule, &format!("{field}.rules[{i}]")))
             .collect::<Result<_, _>>()?;
         Ok(Self { name: config.name.clone(), id, action, shadow: config.shadow, rules })
+    }
+
+    /// The request facts this policy's rules test.
+    pub fn uses(&self) -> Uses {
+        self.rules.iter().map(Rule::uses).fold(Uses::default(), Uses::union)
     }
 
     /// The first rule that matches, if any.
@@ -154,6 +186,25 @@ impl Rule {
         let needs_identity =
             from.iter().any(|s| !s.request_principals.is_empty()) || when.iter().any(Condition::needs_identity);
         Ok(Self { from, to, when, needs_identity })
+    }
+
+    fn uses(&self) -> Uses {
+        let sources = self.from.iter().map(|s| Uses {
+            source_ip: !s.ip_blocks.is_empty(),
+            remote_ip: !s.remote_ip_blocks.is_empty(),
+            peer: !s.principals.is_empty() || !s.namespaces.is_empty(),
+            port: false,
+        });
+        let operations = self.to.iter().map(|o| Uses { port: !o.ports.is_empty(), ..Uses::default() });
+        let conditions = self.when.iter().map(|c| match c {
+            Condition::Ips { key: IpKey::Source, .. } => Uses { source_ip: true, ..Uses::default() },
+            Condition::Ips { key: IpKey::Remote, .. } => Uses { remote_ip: true, ..Uses::default() },
+            Condition::Strings { key: StringKey::SourcePrincipal | StringKey::SourceNamespace, .. } => {
+                Uses { peer: true, ..Uses::default() }
+            }
+            Condition::Strings { .. } => Uses::default(),
+        });
+        sources.chain(operations).chain(conditions).fold(Uses::default(), Uses::union)
     }
 
     fn matches(&self, facts: &Facts<'_>, mode: Mode) -> bool {

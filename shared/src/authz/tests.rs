@@ -773,3 +773,50 @@ fn shipped_example_config_enforces_the_guide_policy() {
     assert_eq!(result(&config, &refund), "allow");
     assert!(decision.shadow_denied());
 }
+
+#[test]
+fn needs_name_only_the_facts_some_policy_reads() {
+    let plain = allow(json!({"to": [{"operation": {"paths": ["/api/*"], "methods": ["GET"]}}],
+                             "from": [{"source": {"requestPrincipals": ["*"]}}],
+                             "when": [{"key": "request.headers[x-tenant]", "values": ["acme"]}]}));
+    let none = Needs { source_ip: false, peer_principal: false, route_name: false, destination_port: false };
+    assert_eq!(plain.needs(), none);
+    let cases = [
+        (json!({"from": [{"source": {"ipBlocks": ["10.0.0.0/8"]}}]}), Needs { source_ip: true, ..none }),
+        (json!({"when": [{"key": "source.ip", "values": ["10.0.0.1"]}]}), Needs { source_ip: true, ..none }),
+        (json!({"from": [{"source": {"notRemoteIpBlocks": ["10.0.0.0/8"]}}]}), Needs { source_ip: true, ..none }),
+        (json!({"when": [{"key": "remote.ip", "values": ["10.0.0.1"]}]}), Needs { source_ip: true, ..none }),
+        (json!({"from": [{"source": {"principals": ["a"]}}]}), Needs { peer_principal: true, ..none }),
+        (json!({"from": [{"source": {"notNamespaces": ["a"]}}]}), Needs { peer_principal: true, ..none }),
+        (json!({"when": [{"key": "source.namespace", "values": ["a"]}]}), Needs { peer_principal: true, ..none }),
+        (json!({"when": [{"key": "source.principal", "values": ["a"]}]}), Needs { peer_principal: true, ..none }),
+        (json!({"to": [{"operation": {"notPorts": ["8080"]}}]}), Needs { destination_port: true, ..none }),
+    ];
+    for (rule, expected) in cases {
+        assert_eq!(allow(rule.clone()).needs(), expected, "{rule}");
+    }
+    // A trusted proxy moves the remote IP to x-forwarded-for: the peer address is not read.
+    let behind_proxy = authz(json!({"xff_num_trusted_hops": 1, "policies": [{"name": "p", "action": "DENY",
+        "rules": [{"from": [{"source": {"remoteIpBlocks": ["10.0.0.0/8"]}}]}]}]}));
+    assert_eq!(behind_proxy.needs(), none);
+    // Policies under routes count, and so does a route matched by name.
+    let routed = authz(json!({"routes": [{"match": {"route_name": "r"}, "policies": [{"name": "p", "action": "AUDIT",
+        "rules": [{"to": [{"operation": {"ports": ["443"]}}]}]}]}]}));
+    assert_eq!(routed.needs(), Needs { route_name: true, destination_port: true, ..none });
+}
+
+#[test]
+fn writes_audit_exactly_when_there_are_audit_events() {
+    let authz = authz(json!({"policies": [
+        {"name": "deny-admin", "action": "DENY", "rules": [{"to": [{"operation": {"paths": ["/admin/*"]}}]}]},
+        {"name": "shadow", "action": "DENY", "shadow": true, "rules": [{"to": [{"operation": {"paths": ["/beta/*"]}}]}]},
+        {"name": "audit-api", "action": "AUDIT", "rules": [{"to": [{"operation": {"paths": ["/api/audited"]}}]}]},
+        {"name": "api", "action": "ALLOW", "rules": [{"to": [{"operation": {"paths": ["/api/*", "/beta/*"]}}]}]}
+    ]}));
+    for path in ["/api/x", "/api/audited", "/admin/x", "/beta/x", "/other", "/a/../../x"] {
+        let r = get(path);
+        let decision = decide(&authz, &r);
+        let events = authz.audit_events(&decision, &r.view, r.identity.as_ref());
+        assert_eq!(decision.writes_audit(), !events.is_empty(), "{path}");
+    }
+}

@@ -91,6 +91,10 @@ pub struct Decoration<'a> {
     pub security: &'a [HeaderOp],
     /// CORS headers and `Vary: Origin`.
     pub cors: Vec<HeaderOp>,
+    /// Whether no op of `security` names a header an earlier one writes, so each can be judged
+    /// on the response as it arrived. The `cors` ops always can: they name only
+    /// `access-control-*` headers, which `security` never touches, and append `vary`.
+    pub distinct_names: bool,
 }
 
 impl SecurityHeaders {
@@ -109,6 +113,12 @@ impl SecurityHeaders {
             |route, at| Ok(Arc::new(Policy::compile(&route.policy, &join_path(at, "policy"), route.name.clone())?)),
         )?;
         Ok(Self { routes, default })
+    }
+
+    /// Whether selecting a policy reads [`RequestView::route_name`] (some route matches on
+    /// `route_name`); the filter reads the `xds.route_name` property only then.
+    pub fn needs_route_name(&self) -> bool {
+        self.routes.uses_route_name()
     }
 
     /// Selects the policy and answers CORS preflights.
@@ -147,6 +157,11 @@ impl RequestDecision {
         Self { verdict: Verdict::pass(), cors, plan: ResponsePlan { policy, answered_locally: false, allowed_origin } }
     }
 
+    /// Whether [`RequestDecision::audit_event`] yields an event.
+    pub fn writes_audit(&self) -> bool {
+        matches!(self.cors, CorsOutcome::PreflightDenied(_))
+    }
+
     /// The audit event for a refused preflight; other outcomes are not audited.
     pub fn audit_event(&self, request: &RequestView) -> Option<AuditEvent> {
         let CorsOutcome::PreflightDenied(denial) = self.cors else {
@@ -167,7 +182,7 @@ impl ResponsePlan {
             (Some(cors), false) => cors.response_ops(self.allowed_origin.as_deref(), response.headers.get_all("vary")),
             _ => Vec::new(),
         };
-        Decoration { security: &self.policy.ops, cors }
+        Decoration { security: &self.policy.ops, cors, distinct_names: self.policy.distinct_names }
     }
 }
 

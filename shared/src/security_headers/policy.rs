@@ -21,6 +21,9 @@ pub struct Policy {
     pub ops: Vec<HeaderOp>,
     /// CORS rules, when this filter owns CORS for the route.
     pub cors: Option<Cors>,
+    /// Whether every op of `ops` names a different header, so each can be judged on the
+    /// response as it arrived (a removal of an absent header skipped).
+    pub distinct_names: bool,
 }
 
 /// A header a structured field sets, and the field's name.
@@ -63,7 +66,8 @@ impl Policy {
         ops.extend(rules);
 
         let cors = config.cors.as_ref().map(|cors| Cors::compile(cors, &join_path(field, "cors"))).transpose()?;
-        Ok(Self { name, ops, cors })
+        let distinct_names = ops.iter().enumerate().all(|(i, op)| ops[..i].iter().all(|o| op_name(o) != op_name(op)));
+        Ok(Self { name, ops, cors, distinct_names })
     }
 }
 

@@ -462,3 +462,38 @@ fn hostile_request_headers_never_panic_and_never_get_cors() {
         request("OPTIONS", "/api", &[("origin", "https://app.example.com"), ("access-control-request-method", "")]);
     assert_eq!(filter.on_request(&weird).cors, CorsOutcome::PreflightDenied(PreflightDenial::Method));
 }
+
+#[test]
+fn facts_the_filter_reads_follow_the_config() {
+    assert!(!filter("{}").needs_route_name());
+    assert!(!filter(r#"{"routes":[{"match":{"path":{"prefix":"/a"}},"policy":{}}]}"#).needs_route_name());
+    assert!(filter(r#"{"routes":[{"match":{"route_name":"r"},"policy":{}}]}"#).needs_route_name());
+    // Presets, leaky removals and rules name each header once, unless rules repeat a name.
+    let plain = filter(r#"{"default":{"preset":"web","headers":[{"name":"x-a","value":"1"}]}}"#);
+    assert!(plain.fallback_plan().decorate(&upstream(&[])).distinct_names);
+    let repeated = filter(
+        r#"{"default":{"headers":[{"name":"x-a","value":"1","mode":"append"},{"name":"x-a","mode":"remove"}]}}"#,
+    );
+    assert!(!repeated.fallback_plan().decorate(&upstream(&[])).distinct_names);
+}
+
+#[test]
+fn only_refused_preflights_write_audit_lines() {
+    let f = filter(r#"{"default":{"cors":{"allow_origins":["https://app.example.com"]}}}"#);
+    let cases = [
+        request("GET", "/", &[("origin", "https://app.example.com")]),
+        request("GET", "/", &[("origin", "https://evil.example")]),
+        request("OPTIONS", "/", &[("origin", "https://app.example.com"), ("access-control-request-method", "GET")]),
+        request("OPTIONS", "/", &[("origin", "https://evil.example"), ("access-control-request-method", "GET")]),
+    ];
+    for request in cases {
+        let decision = f.on_request(&request);
+        assert_eq!(decision.writes_audit(), decision.audit_event(&request).is_some(), "{request:?}");
+    }
+    let denied = f.on_request(&request(
+        "OPTIONS",
+        "/",
+        &[("origin", "https://evil.example"), ("access-control-request-method", "GET")],
+    ));
+    assert!(denied.writes_audit());
+}
