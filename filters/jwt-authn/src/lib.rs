@@ -13,11 +13,13 @@ use std::rc::Rc;
 
 use palisade_core::decision::LocalReply;
 use palisade_core::http::RequestView;
+use palisade_core::identity::FILTER_STATE_PROPERTY;
 use palisade_core::jwt::config::{KeySource, ProviderKind};
 use palisade_core::jwt::failure::ALL_FAILURES;
 use palisade_core::jwt::{Failure, Outcome, Policy};
 use palisade_glue::{
-    apply_header_ops, audit, load_config, now_millis, request_view, send_reply, write_identity, Counter,
+    apply_header_ops, audit, complete_request_view, load_config, now_millis, request_view_with, send_reply, Counter,
+    ViewNeeds,
 };
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
@@ -83,6 +85,9 @@ struct Shared {
     waiting: RefCell<Vec<(u32, u64)>>,
     /// The longest `wait_for_keys_ms` of the remote providers.
     wait_ms: u64,
+    /// The connection properties a decision reads (`xds.route_name` when a rule matches on
+    /// it); an audit line reads the rest.
+    view_needs: ViewNeeds,
 }
 
 /// What the stream does after a decision.
@@ -101,8 +106,13 @@ impl Shared {
             let mut cache = self.cache.borrow_mut();
             self.policy.authenticate(request, now_ms / 1000, &mut *keys, &mut *cache)
         };
-        self.metrics.cache_hits.add(u64::from(decision.cache_hits));
-        self.metrics.cache_misses.add(u64::from(decision.cache_misses));
+        // A count of zero would still be a host call.
+        if decision.cache_hits > 0 {
+            self.metrics.cache_hits.add(u64::from(decision.cache_hits));
+        }
+        if decision.cache_misses > 0 {
+            self.metrics.cache_misses.add(u64::from(decision.cache_misses));
+        }
         for provider in &decision.kid_misses {
             store::request_kid_miss_refetch(provider, now_ms);
         }
@@ -110,14 +120,16 @@ impl Shared {
             Outcome::Allow { identity, header_ops } => {
                 apply_header_ops(MapType::HttpRequestHeaders, header_ops);
                 if let Some(identity) = identity {
-                    write_identity(identity);
+                    // Serialized once per verified token (cached with it), not per request.
+                    let _ = hostcalls::set_property(vec![FILTER_STATE_PROPERTY], Some(identity.filter_state()));
                 }
                 self.metrics.allowed.inc();
                 Step::Continue
             }
             Outcome::Deny { failure, reply } => {
                 self.metrics.deny(*failure);
-                if let Some(event) = decision.audit(request) {
+                let request = self.complete(request);
+                if let Some(event) = decision.audit(&request) {
                     audit(&event);
                 }
                 send_reply(reply);
@@ -125,10 +137,17 @@ impl Shared {
             }
             Outcome::WaitForKeys { .. } if allow_wait => Step::Wait,
             Outcome::WaitForKeys { .. } => {
-                self.reply_failure(request, Failure::KeysUnavailable);
+                self.reply_failure(&self.complete(request), Failure::KeysUnavailable);
                 Step::Stop
             }
         }
+    }
+
+    /// The request with every connection property, for an audit line.
+    fn complete(&self, request: &RequestView) -> RequestView {
+        let mut full = request.clone();
+        complete_request_view(&mut full, self.view_needs);
+        full
     }
 
     fn reply_failure(&self, request: &RequestView, failure: Failure) {
@@ -155,7 +174,7 @@ impl Shared {
             if hostcalls::set_effective_context(context_id).is_err() {
                 continue;
             }
-            let request = request_view();
+            let request = request_view_with(self.view_needs);
             let expired = now >= since.saturating_add(self.wait_ms);
             match self.decide(&request, !expired) {
                 Step::Continue => palisade_glue::layer::resume_http_request(context_id),
@@ -208,6 +227,7 @@ impl RootContext for Root {
         let wait_ms = remotes.iter().map(|(_, r, _)| r.wait_for_keys_ms).max().unwrap_or(0);
         let keys = VmKeys::new(remotes.iter().map(|(name, _, algs)| (name.clone(), algs.clone())).collect());
         let cache = SharedCache::new(&policy.cache);
+        let view_needs = ViewNeeds { route_name: policy.rules.uses_route_name(), ..ViewNeeds::NONE };
         self.shared = Some(Rc::new(Shared {
             policy,
             metrics: Metrics::define(),
@@ -215,6 +235,7 @@ impl RootContext for Root {
             cache: RefCell::new(cache),
             waiting: RefCell::new(Vec::new()),
             wait_ms,
+            view_needs,
         }));
         if !remotes.is_empty() {
             let mut fetcher = Fetcher::new(remotes);
@@ -257,7 +278,7 @@ impl HttpContext for Stream {
             send_reply(&LocalReply::json(500, "jwt_authn_unconfigured", "jwt-authn has no configuration"));
             return Action::Pause;
         };
-        let request = request_view();
+        let request = request_view_with(shared.view_needs);
         match shared.decide(&request, shared.wait_ms > 0) {
             Step::Continue => Action::Continue,
             Step::Stop => Action::Pause,

@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 use std::rc::Rc;
 
-use palisade_core::jwt::cache::{slot_key, CacheEntry, MemoryCache, TokenCache, TokenHash};
+use palisade_core::jwt::cache::{slot_key, CacheEntry, MemoryCache, ReadyEntry, TokenCache, TokenHash};
 use palisade_core::jwt::config::CacheConfig;
 use palisade_core::jwt::keys::{Algorithm, KeyOrigin, KeySet};
 use palisade_core::jwt::remote::{keys_version_key, kid_miss_key, record_key, JwksRecord};
@@ -90,28 +90,28 @@ impl SharedCache {
 }
 
 impl TokenCache for SharedCache {
-    fn lookup(&mut self, hash: &TokenHash) -> Option<Rc<CacheEntry>> {
-        if let Some(entry) = self.memory.lookup(hash) {
-            return Some(entry);
-        }
+    fn lookup(&mut self, token: &str) -> Option<Rc<ReadyEntry>> {
+        self.memory.lookup(token)
+    }
+
+    fn lookup_stored(&mut self, hash: &TokenHash) -> Option<CacheEntry> {
         if self.slots == 0 {
             return None;
         }
         let (bytes, _) = hostcalls::get_shared_data(&slot_key(hash, self.slots)).ok()?;
-        let bytes = bytes?;
-        let entry = Rc::new(CacheEntry::decode(&bytes).filter(|entry| &entry.token_hash == hash)?);
-        self.memory.insert(Rc::clone(&entry), bytes.len());
-        Some(entry)
+        CacheEntry::decode(&bytes?).filter(|entry| &entry.token_hash == hash)
     }
 
-    fn store(&mut self, entry: CacheEntry) {
-        let bytes = entry.encode();
-        if bytes.len() > self.max_entry_bytes {
-            return;
+    fn store(&mut self, token: &str, ready: Rc<ReadyEntry>, stored: Option<&CacheEntry>) {
+        if let Some(entry) = stored {
+            let bytes = entry.encode();
+            if bytes.len() > self.max_entry_bytes {
+                return;
+            }
+            if self.slots > 0 {
+                let _ = hostcalls::set_shared_data(&slot_key(&entry.token_hash, self.slots), Some(&bytes), None);
+            }
         }
-        if self.slots > 0 {
-            let _ = hostcalls::set_shared_data(&slot_key(&entry.token_hash, self.slots), Some(&bytes), None);
-        }
-        self.memory.insert(Rc::new(entry), bytes.len());
+        self.memory.insert(token, ready);
     }
 }

@@ -36,19 +36,20 @@ pub mod verify;
 #[cfg(test)]
 pub(crate) mod testdata;
 
-use std::collections::HashMap;
+use std::rc::Rc;
 
 use crate::audit::{AuditDecision, AuditEvent};
 use crate::decision::{HeaderOp, LocalReply, Verdict};
 use crate::http::RequestView;
 use crate::identity::Identity;
 
-use cache::{token_hash, CacheEntry, TokenCache};
+use cache::{token_hash, CacheEntry, ReadyEntry, TokenCache};
 pub use config::Policy;
 use config::{KeySource, Provider, ProviderKind};
 use extract::Location;
 pub use failure::Failure;
 use keys::KeySet;
+use output::SharedIdentity;
 use requirement::{Evaluation, ProviderResult};
 use verify::ParsedToken;
 
@@ -76,8 +77,8 @@ impl KeyStore for NoKeys {
 pub enum Outcome {
     /// Let it pass, with these header changes, and this identity for later filters.
     Allow {
-        /// Identity of the first verified provider, if any.
-        identity: Option<Identity>,
+        /// Identity of the first verified provider, if any, with its filter-state form.
+        identity: Option<SharedIdentity>,
         /// Header operations (inbound forgeries and tokens removed, outputs set).
         header_ops: Vec<HeaderOp>,
     },
@@ -133,8 +134,23 @@ impl Decision {
 struct ProviderState {
     result: ProviderResult,
     location: Option<Location>,
-    identity: Option<Identity>,
+    identity: Option<SharedIdentity>,
     header_ops: Vec<HeaderOp>,
+}
+
+impl ProviderState {
+    fn without_identity(result: ProviderResult, location: Option<Location>) -> Self {
+        Self { result, location, identity: None, header_ops: Vec::new() }
+    }
+
+    fn ready(entry: &ReadyEntry, location: Option<Location>) -> Self {
+        Self {
+            result: ProviderResult::Verified,
+            location,
+            identity: Some(entry.identity.clone()),
+            header_ops: entry.header_ops.clone(),
+        }
+    }
 }
 
 impl Policy {
@@ -157,7 +173,22 @@ impl Policy {
             cache_hits: 0,
             cache_misses: 0,
         };
-        let mut header_ops: Vec<HeaderOp> = self.output_headers.iter().map(|h| HeaderOp::Remove(h.clone())).collect();
+        // Inbound copies of every header we may set are removed; one the request does not
+        // carry needs no removal (and no host call).
+        // One pass over the request's headers, in the order of `output_headers`.
+        let mut present = vec![false; self.output_headers.len()];
+        for (name, _) in request.headers.iter() {
+            if let Some(i) = self.output_headers.iter().position(|h| h.eq_ignore_ascii_case(name)) {
+                present[i] = true;
+            }
+        }
+        let mut header_ops: Vec<HeaderOp> = self
+            .output_headers
+            .iter()
+            .zip(present)
+            .filter(|(_, present)| *present)
+            .map(|(h, _)| HeaderOp::Remove(h.clone()))
+            .collect();
         if self.bypass_cors_preflight && is_cors_preflight(request) {
             decision.outcome = Outcome::Allow { identity: None, header_ops };
             return decision;
@@ -167,35 +198,33 @@ impl Policy {
             decision.outcome = Outcome::Deny { failure, reply: failure.reply(&self.realm(request)) };
             return decision;
         };
-        let mut states: HashMap<usize, ProviderState> = HashMap::new();
+        // What each provider made of the request, by provider index, run at most once.
+        let mut states: Vec<Option<ProviderState>> = Vec::new();
+        states.resize_with(self.providers.len(), || None);
         let evaluation = requirement.evaluate(self.providers.len(), &mut |i| {
-            if let Some(state) = states.get(&i) {
+            if let Some(Some(state)) = states.get(i) {
                 return state.result;
             }
-            let state = match self.providers.get(i) {
-                Some(provider) => self.run_provider(provider, request, now, keys, cache, &mut decision),
-                None => ProviderState {
-                    result: ProviderResult::Missing,
-                    location: None,
-                    identity: None,
-                    header_ops: Vec::new(),
-                },
-            };
+            let Some(provider) = self.providers.get(i) else { return ProviderResult::Missing };
+            let state = self.run_provider(provider, request, now, keys, cache, &mut decision);
             let result = state.result;
-            states.insert(i, state);
+            if let Some(slot) = states.get_mut(i) {
+                *slot = Some(state);
+            }
             result
         });
         decision.outcome = match evaluation {
             Evaluation::Pass(verified) => {
                 let locations: Vec<Location> = states
                     .iter()
-                    .filter(|(i, _)| self.providers.get(**i).is_some_and(|p| !p.forward))
-                    .filter_map(|(_, state)| state.location.clone())
+                    .zip(&self.providers)
+                    .filter(|(_, p)| !p.forward)
+                    .filter_map(|(state, _)| state.as_ref()?.location.clone())
                     .collect();
                 header_ops.extend(extract::strip(request, &locations));
                 let mut identity = None;
                 for i in &verified {
-                    if let Some(state) = states.get_mut(i) {
+                    if let Some(Some(state)) = states.get_mut(*i) {
                         header_ops.append(&mut state.header_ops);
                         if identity.is_none() {
                             identity = state.identity.take();
@@ -203,7 +232,7 @@ impl Policy {
                     }
                 }
                 if self.identity_headers {
-                    header_ops.extend(identity.iter().flat_map(Identity::header_ops));
+                    header_ops.extend(identity.iter().flat_map(|identity| identity.header_ops()));
                 }
                 Outcome::Allow { identity, header_ops }
             }
@@ -225,20 +254,10 @@ impl Policy {
         decision: &mut Decision,
     ) -> ProviderState {
         let Some(found) = provider.sources.find(request) else {
-            return ProviderState {
-                result: ProviderResult::Missing,
-                location: None,
-                identity: None,
-                header_ops: Vec::new(),
-            };
+            return ProviderState::without_identity(ProviderResult::Missing, None);
         };
         let location = Some(found.location);
-        let failed = |failure, location| ProviderState {
-            result: ProviderResult::Failed(failure),
-            location,
-            identity: None,
-            header_ops: Vec::new(),
-        };
+        let failed = |failure, location| ProviderState::without_identity(ProviderResult::Failed(failure), location);
         if found.value.len() > self.max_token_bytes {
             return failed(Failure::TooLarge, location);
         }
@@ -248,12 +267,12 @@ impl Policy {
                     Some(key) => ProviderState {
                         result: ProviderResult::Verified,
                         location,
-                        identity: Some(Identity {
+                        identity: Some(SharedIdentity::new(Identity {
                             provider: provider.name.clone(),
                             consumer: Some(key.consumer.clone()),
                             tier: key.tier.clone(),
                             ..Identity::default()
-                        }),
+                        })),
                         header_ops: Vec::new(),
                     },
                     None => failed(Failure::ApiKeyInvalid, location),
@@ -266,22 +285,32 @@ impl Policy {
             KeySource::Static(set) => Some(set),
             KeySource::Remote(_) => keys.key_set(&provider.name),
         };
-        let hash = token_hash(token);
-        let payload_b64 = token.split('.').nth(1).unwrap_or_default();
-        let verified = |claims: &serde_json::Map<String, serde_json::Value>, location| {
-            let identity = jwt.output.identity(&provider.name, claims);
+        let ready = |version: u64, valid_until: u64, claims| {
+            let identity = jwt.output.identity_from(&provider.name, claims);
+            let payload_b64 = token.split('.').nth(1).unwrap_or_default();
             let header_ops = jwt.output.header_ops(&identity, payload_b64);
-            ProviderState { result: ProviderResult::Verified, location, identity: Some(identity), header_ops }
+            ReadyEntry {
+                provider: provider.name.clone(),
+                key_set_version: version,
+                valid_until,
+                identity: SharedIdentity::new(identity),
+                header_ops,
+            }
         };
-        if let Some(set) = key_set {
-            if self.cache.enabled {
-                if let Some(entry) = cache
-                    .lookup(&hash)
-                    .filter(|e| e.usable(&hash, &provider.name, set.version() ^ jwt.rules_fingerprint, now))
-                {
-                    decision.cache_hits += 1;
-                    return verified(&entry.claims, location);
-                }
+        if let (Some(set), true) = (key_set, self.cache.enabled) {
+            let version = set.version() ^ jwt.rules_fingerprint;
+            // This VM's entry for the very token: the outputs are ready.
+            if let Some(entry) = cache.lookup(token).filter(|e| e.usable(&provider.name, version, now)) {
+                decision.cache_hits += 1;
+                return ProviderState::ready(&entry, location);
+            }
+            // Another worker's, by SHA-256 of the token: made ready once, then kept here.
+            let hash = token_hash(token);
+            if let Some(stored) = cache.lookup_stored(&hash).filter(|e| e.usable(&hash, &provider.name, version, now)) {
+                decision.cache_hits += 1;
+                let entry = Rc::new(ready(version, stored.valid_until, stored.claims));
+                cache.store(token, Rc::clone(&entry), None);
+                return ProviderState::ready(&entry, location);
             }
         }
         let parsed = match ParsedToken::parse(token, self.max_token_bytes) {
@@ -292,12 +321,7 @@ impl Policy {
             return failed(failure, location);
         }
         let Some(set) = key_set else {
-            return ProviderState {
-                result: ProviderResult::NeedKeys,
-                location,
-                identity: None,
-                header_ops: Vec::new(),
-            };
+            return ProviderState::without_identity(ProviderResult::NeedKeys, location);
         };
         decision.cache_misses += 1;
         if let Err(failure) = parsed.check_signature(token, set, &jwt.rules, now) {
@@ -308,19 +332,20 @@ impl Policy {
         }
         let version = set.version() ^ jwt.rules_fingerprint;
         let verified_token = parsed.into_verified();
-        let state = verified(&verified_token.claims, location);
-        if self.cache.enabled {
-            let valid_until = verified_token.exp.unwrap_or(now.saturating_add(self.cache.ttl_without_exp_seconds));
-            let entry = CacheEntry {
-                token_hash: hash,
-                provider: provider.name.clone(),
-                key_set_version: version,
-                valid_until,
-                claims: verified_token.claims,
-            };
-            cache.store(entry);
+        let valid_until = verified_token.exp.unwrap_or(now.saturating_add(self.cache.ttl_without_exp_seconds));
+        if !self.cache.enabled {
+            return ProviderState::ready(&ready(version, valid_until, verified_token.claims), location);
         }
-        state
+        let stored = CacheEntry {
+            token_hash: token_hash(token),
+            provider: provider.name.clone(),
+            key_set_version: version,
+            valid_until,
+            claims: verified_token.claims,
+        };
+        let entry = Rc::new(ready(version, valid_until, stored.claims.clone()));
+        cache.store(token, Rc::clone(&entry), Some(&stored));
+        ProviderState::ready(&entry, location)
     }
 }
 

@@ -2,6 +2,8 @@
 //! headers for the upstream (claims by path, arrays joined with `,`, the whole payload).
 
 use std::collections::BTreeMap;
+use std::ops::Deref;
+use std::rc::Rc;
 
 use serde_json::{Map, Value};
 
@@ -40,13 +42,18 @@ impl Output {
 
     /// The identity of a verified JWT.
     pub fn identity(&self, provider: &str, claims: &Map<String, Value>) -> Identity {
+        self.identity_from(provider, claims.clone())
+    }
+
+    /// The identity of a verified JWT, taking its claims.
+    pub fn identity_from(&self, provider: &str, claims: Map<String, Value>) -> Identity {
         let mut identity = Identity {
             provider: provider.to_string(),
             issuer: claims.get("iss").and_then(Value::as_str).map(str::to_string),
             subject: claims.get("sub").and_then(Value::as_str).map(str::to_string),
             consumer: None,
             tier: None,
-            claims: claims.clone(),
+            claims,
         };
         identity.consumer = self.consumer_claim.as_ref().and_then(|path| first_string(&identity, path));
         identity.tier = self.tier.as_ref().and_then(|tier| {
@@ -74,6 +81,39 @@ impl Output {
             ops.push(HeaderOp::Set(header.clone(), payload_b64.to_string()));
         }
         ops
+    }
+}
+
+/// An identity with its filter-state JSON, serialized once: a cached token hands the same
+/// [`Rc`] to every request that presents it again, so a hit neither clones the claims nor
+/// serializes them.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SharedIdentity(Rc<IdentityParts>);
+
+#[derive(Debug, PartialEq)]
+struct IdentityParts {
+    identity: Identity,
+    filter_state: Vec<u8>,
+}
+
+impl SharedIdentity {
+    /// Serializes `identity` for filter state.
+    pub fn new(identity: Identity) -> Self {
+        let filter_state = identity.to_filter_state();
+        Self(Rc::new(IdentityParts { identity, filter_state }))
+    }
+
+    /// The bytes for filter state ([`Identity::to_filter_state`]).
+    pub fn filter_state(&self) -> &[u8] {
+        &self.0.filter_state
+    }
+}
+
+impl Deref for SharedIdentity {
+    type Target = Identity;
+
+    fn deref(&self) -> &Identity {
+        &self.0.identity
     }
 }
 
@@ -147,5 +187,15 @@ mod tests {
             ]
         );
         assert_eq!(output().header_names(), ["x-roles", "x-team", "x-evil", "x-n", "x-missing", "x-jwt-payload"]);
+    }
+
+    #[test]
+    fn shared_identity_serializes_once_and_reads_as_the_identity() {
+        let identity = output().identity_from("corp", claims());
+        let shared = SharedIdentity::new(identity.clone());
+        assert_eq!(shared.filter_state(), identity.to_filter_state().as_slice());
+        assert_eq!(shared.subject.as_deref(), Some("alice"));
+        assert_eq!(Identity::from_filter_state(shared.filter_state()), Ok(identity));
+        assert_eq!(shared.clone(), shared);
     }
 }

@@ -88,7 +88,7 @@ fn denied(decision: &Decision) -> (u16, Failure, Option<String>) {
     }
 }
 
-fn allowed(decision: &Decision) -> (Option<Identity>, Vec<HeaderOp>) {
+fn allowed(decision: &Decision) -> (Option<SharedIdentity>, Vec<HeaderOp>) {
     match &decision.outcome {
         Outcome::Allow { identity, header_ops } => (identity.clone(), header_ops.clone()),
         other => panic!("expected to pass, got {other:?}"),
