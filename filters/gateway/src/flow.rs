@@ -16,6 +16,7 @@
 
 use std::cell::RefCell;
 use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::rc::{Rc, Weak};
 
 use palisade_core::decision::LocalReply;
@@ -25,9 +26,37 @@ use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext};
 use proxy_wasm::types::{Action, BufferType};
 
+/// Hashes a context id with one multiplication: ids are host-chosen integers, not attacker
+/// input, and SipHash (the std default) cost more than the rest of the map per stream.
+#[derive(Default)]
+struct IdHasher(u64);
+
+impl Hasher for IdHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+
+    fn write(&mut self, bytes: &[u8]) {
+        for &byte in bytes {
+            self.write_u64(self.0.rotate_left(8) ^ u64::from(byte));
+        }
+    }
+
+    fn write_u32(&mut self, id: u32) {
+        self.write_u64(u64::from(id));
+    }
+
+    fn write_u64(&mut self, value: u64) {
+        // Fibonacci hashing: spreads consecutive ids over the high bits hashbrown probes with.
+        self.0 = value.wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
+type StreamMap = HashMap<u32, Weak<RefCell<Flow>>, BuildHasherDefault<IdHasher>>;
+
 thread_local! {
     /// Live streams by context id, for [`resume`].
-    static STREAMS: RefCell<HashMap<u32, Weak<RefCell<Flow>>>> = RefCell::new(HashMap::new());
+    static STREAMS: RefCell<StreamMap> = RefCell::new(StreamMap::default());
 }
 
 /// Continues the stream `context_id` after the layer holding its request headers let them go:
@@ -71,6 +100,21 @@ struct HeldBody {
     bytes: usize,
 }
 
+/// The layers a direction runs, in order, as (position, layer) pairs: layer = position on the
+/// request path, the reverse on the response path. A value, so callbacks allocate nothing.
+#[derive(Debug, Clone, Copy)]
+struct Order {
+    len: usize,
+    reversed: bool,
+}
+
+impl Order {
+    fn layers(self) -> impl Iterator<Item = (usize, usize)> {
+        let Self { len, reversed } = self;
+        (0..len).map(move |position| (position, if reversed { len.saturating_sub(position + 1) } else { position }))
+    }
+}
+
 /// The state of one stream through the layers.
 pub struct Flow {
     layers: Vec<Box<dyn HttpContext>>,
@@ -84,14 +128,15 @@ pub struct Flow {
 }
 
 impl Flow {
-    fn order(&self, direction: Direction) -> Vec<usize> {
+    fn order(&self, direction: Direction) -> Order {
         match direction {
-            Direction::Request => (0..self.layers.len()).collect(),
+            Direction::Request => Order { len: self.layers.len(), reversed: false },
             // A local reply runs the response callbacks of its sender and the layers before it;
             // while a layer holds the request headers, only it can have replied.
             Direction::Response => {
                 let last = self.replied_by.or(self.headers_held.map(|h| h.layer));
-                (0..last.map_or(self.layers.len(), |k| k.saturating_add(1)).min(self.layers.len())).rev().collect()
+                let len = last.map_or(self.layers.len(), |k| k.saturating_add(1)).min(self.layers.len());
+                Order { len, reversed: true }
             }
         }
     }
@@ -148,7 +193,7 @@ impl Flow {
 
     fn response_headers(&mut self, num_headers: usize, end_of_stream: bool) -> Action {
         take_local_reply();
-        for layer in self.order(Direction::Response) {
+        for (_, layer) in self.order(Direction::Response).layers() {
             let Some(context) = self.layers.get_mut(layer) else { continue };
             let action = context.on_http_response_headers(num_headers, end_of_stream);
             if self.replied(layer, Direction::Response) || action != Action::Continue {
@@ -164,7 +209,7 @@ impl Flow {
         let (held_at, held_bytes) = held.map_or((0, 0), |h| (h.position, h.bytes));
         let mut buffered = size;
         take_local_reply();
-        for (position, &layer) in order.iter().enumerate() {
+        for (position, layer) in order.layers() {
             // Layers before the one buffering already passed the earlier bytes: they see the new ones.
             let seen = if position < held_at { size.saturating_sub(held_bytes) } else { buffered };
             let Some(context) = self.layers.get_mut(layer) else { continue };
@@ -191,7 +236,7 @@ impl Flow {
         let order = self.order(direction);
         let held_at = self.held_body(direction).take().map(|h| h.position);
         take_local_reply();
-        for (position, &layer) in order.iter().enumerate() {
+        for (position, layer) in order.layers() {
             // After a buffering layer let go, each later layer gets the body, then the trailers.
             if held_at.is_some_and(|held_at| position > held_at) {
                 let size = buffer_size(direction.buffer()).unwrap_or(0);
@@ -240,10 +285,17 @@ pub struct GatewayStream {
 
 impl GatewayStream {
     /// A stream over the layers' HTTP contexts (`None` where a layer gave none).
-    pub fn new(context_id: u32, layers: Vec<Option<Box<dyn HttpContext>>>) -> Self {
-        let incomplete = layers.iter().any(Option::is_none);
+    pub fn new(context_id: u32, layers: impl ExactSizeIterator<Item = Option<Box<dyn HttpContext>>>) -> Self {
+        let mut incomplete = false;
+        let mut contexts = Vec::with_capacity(layers.len());
+        for layer in layers {
+            match layer {
+                Some(context) => contexts.push(context),
+                None => incomplete = true,
+            }
+        }
         let flow = Flow {
-            layers: layers.into_iter().flatten().collect(),
+            layers: contexts,
             incomplete,
             headers_held: None,
             replied_by: None,
@@ -324,5 +376,30 @@ impl HttpContext for GatewayStream {
                 layer.on_log();
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn orders_the_layers_per_direction() {
+        let request: Vec<_> = Order { len: 3, reversed: false }.layers().collect();
+        assert_eq!(request, [(0, 0), (1, 1), (2, 2)]);
+        let response: Vec<_> = Order { len: 3, reversed: true }.layers().collect();
+        assert_eq!(response, [(0, 2), (1, 1), (2, 0)]);
+        assert_eq!(Order { len: 0, reversed: true }.layers().count(), 0);
+    }
+
+    #[test]
+    fn spreads_consecutive_context_ids() {
+        let hash = |id: u32| {
+            let mut hasher = IdHasher::default();
+            hasher.write_u32(id);
+            hasher.finish() >> 57
+        };
+        let top: std::collections::HashSet<u64> = (2..66).map(hash).collect();
+        assert!(top.len() > 32, "{top:?}");
     }
 }

@@ -128,7 +128,7 @@ impl RootContext for GatewayRoot {
     }
 
     fn create_http_context(&self, context_id: u32) -> Option<Box<dyn HttpContext>> {
-        let layers = self.layers.iter().map(|layer| layer.root.create_http_context(context_id)).collect();
+        let layers = self.layers.iter().map(|layer| layer.root.create_http_context(context_id));
         Some(Box::new(GatewayStream::new(context_id, layers)))
     }
 

@@ -16,6 +16,14 @@ pub const BASELINE: &str = "no filter";
 pub const BASELINE_POST: &str = "no filter, POST 4 KiB";
 /// Name of the trivial wasm filter case.
 pub const TRIVIAL: &str = "trivial wasm";
+/// The six filters chained, on the common GET with a cached JWT (no body).
+pub const CHAIN_GET: &str = "six filters chained, GET cached JWT";
+/// The six filters chained, on the 4 KiB JSON POST with a cached JWT.
+pub const CHAIN_POST: &str = "six filters chained, POST 4 KiB";
+/// The bundle on the common GET with a cached JWT (no body): issue #9's bundle targets.
+pub const BUNDLE_GET: &str = "gateway bundle (6 layers), GET cached JWT";
+/// The bundle on the 4 KiB JSON POST with a cached JWT.
+pub const BUNDLE_POST: &str = "gateway bundle (6 layers), POST 4 KiB";
 /// Distinct tokens of the realistic JWT mix.
 pub const MIX_TOKENS: usize = 1000;
 /// Uses of each token in the mix.
@@ -601,7 +609,6 @@ fn bundle_config(inputs: &Inputs) -> Result<String> {
 pub fn all(inputs: &Inputs, bundle: bool) -> Result<Vec<Case>> {
     let one = |token: &str| Values::One(token.to_string());
     let jwt = |cache: bool| Filter::wasm("jwt-authn", jwt_config(&inputs.jwks, cache));
-    let chain_request = api_post().bearer(one(&inputs.es256));
     let mut cases = vec![
         Case::new(BASELINE, BASELINE, vec![], api_get()),
         Case::new(BASELINE_POST, BASELINE_POST, vec![], api_post()),
@@ -676,19 +683,21 @@ pub fn all(inputs: &Inputs, bundle: bool) -> Result<Vec<Case>> {
             vec![Filter::fe(field_encryption_config())],
             api_post(),
         ),
-        Case::new("six filters chained", BASELINE_POST, six(inputs), chain_request.clone()),
     ];
+    // The chain and the bundle on the same two requests: the common GET (the layers' header
+    // paths, a cached JWT) and the 4 KiB POST (validation and encryption of the body too).
+    let get = api_get().bearer(one(&inputs.es256));
+    let post = api_post().bearer(one(&inputs.es256));
+    cases.push(Case::new(CHAIN_GET, BASELINE, six(inputs), get.clone()));
+    cases.push(Case::new(CHAIN_POST, BASELINE_POST, six(inputs), post.clone()));
     if bundle {
-        cases.push(Case::new(
-            "gateway bundle (6 layers)",
-            BASELINE_POST,
-            vec![Filter::Wasm {
-                file: "gateway".into(),
-                config: bundle_config(inputs)?,
-                env: vec![(FE_KEY_VAR.into(), FE_KEY.into())],
-            }],
-            chain_request,
-        ));
+        let gateway = Filter::Wasm {
+            file: "gateway".into(),
+            config: bundle_config(inputs)?,
+            env: vec![(FE_KEY_VAR.into(), FE_KEY.into())],
+        };
+        cases.push(Case::new(BUNDLE_GET, BASELINE, vec![gateway.clone()], get));
+        cases.push(Case::new(BUNDLE_POST, BASELINE_POST, vec![gateway], post));
     }
     Ok(cases)
 }
@@ -721,6 +730,32 @@ mod tests {
             }
         }
         assert!((55..=65).contains(&strings(&value)), "{}", strings(&value));
+    }
+
+    #[test]
+    fn the_bundle_runs_the_chain_s_filters_and_requests() {
+        let inputs = Inputs::new(&crate::e2e::workspace_root(), false).unwrap();
+        let cases = all(&inputs, true).unwrap();
+        let case = |name: &str| cases.iter().find(|c| c.name == name).unwrap();
+        for (chain, bundle) in [(CHAIN_GET, BUNDLE_GET), (CHAIN_POST, BUNDLE_POST)] {
+            let (chain, bundle) = (case(chain), case(bundle));
+            assert_eq!(chain.baseline, bundle.baseline);
+            assert_eq!(format!("{:?}", chain.request), format!("{:?}", bundle.request));
+            assert!(chain.fuel && bundle.fuel);
+            let Filter::Wasm { config, env, .. } = &bundle.filters[0] else { panic!("the bundle is wasm") };
+            let layers: Value = serde_json::from_str(config).unwrap();
+            let layers = layers["layers"].as_array().unwrap();
+            assert_eq!(layers.len(), chain.filters.len());
+            for (layer, filter) in layers.iter().zip(&chain.filters) {
+                let Filter::Wasm { file, config, env: filter_env } = filter else { panic!("the chain is wasm") };
+                assert_eq!(layer["filter"], json!(file));
+                assert_eq!(layer["config"], serde_json::from_str::<Value>(config).unwrap());
+                assert!(filter_env.iter().all(|var| env.contains(var)), "{file}: {filter_env:?}");
+            }
+        }
+        let get = &case(BUNDLE_GET).request;
+        assert_eq!((get.method, get.body.is_none()), ("GET", true));
+        assert_eq!(case(BUNDLE_POST).request.body.as_deref().map(str::len), Some(4096));
     }
 
     #[test]
