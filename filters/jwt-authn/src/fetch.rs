@@ -56,6 +56,13 @@ impl Fetcher {
     pub fn run(&mut self, now: u64) {
         for index in 0..self.sources.len() {
             if self.in_flight.values().any(|(i, _, _)| *i == index) {
+                // Renew the lease while the callout is in flight: a VM that stops ticking (Envoy's
+                // configuration canary, dropped right after on_configure with its callout) lets
+                // its lease lapse within LEASE_RENEW_MS instead of blocking every fetch until
+                // the callout's timeout.
+                if let Some(source) = self.sources.get(index) {
+                    self.renew_lease(&source.name, &source.remote, now);
+                }
                 continue;
             }
             let Some(source) = self.sources.get(index) else { continue };
@@ -107,7 +114,7 @@ impl Fetcher {
         if !Lease::may_take(current.as_ref(), self.holder, now) {
             return false;
         }
-        let lease = remote.lease(now, self.holder);
+        let lease = short_lease(remote, now, self.holder);
         if hostcalls::set_shared_data(&key, Some(&lease.encode()), cas).is_err() {
             return false;
         }
@@ -117,6 +124,14 @@ impl Fetcher {
         // at most one extra fetch, only at the first start of a proxy. Every later take is a
         // true CAS.
         shared(&key).0.and_then(|b| Lease::decode(&b)).is_some_and(|l| l.holder == self.holder)
+    }
+
+    fn renew_lease(&self, provider: &str, remote: &RemoteJwks, now: u64) {
+        let key = lease_key(provider);
+        let (bytes, cas) = shared(&key);
+        if bytes.and_then(|b| Lease::decode(&b)).is_some_and(|l| l.holder == self.holder) {
+            let _ = hostcalls::set_shared_data(&key, Some(&short_lease(remote, now, self.holder).encode()), cas);
+        }
     }
 
     /// Ends a callout: `Some(true)` when the JWKS was stored, `Some(false)` on failure, `None`
@@ -152,6 +167,14 @@ impl Fetcher {
         release(&source.name);
         Some(ok)
     }
+}
+
+/// How long a lease lasts without renewal: a few ticks (250 ms), bounded by the full lease.
+const LEASE_RENEW_MS: u64 = 2_000;
+
+fn short_lease(remote: &RemoteJwks, now: u64, holder: u64) -> Lease {
+    let full = remote.lease(now, holder);
+    Lease { holder, until_ms: full.until_ms.min(now.saturating_add(LEASE_RENEW_MS)) }
 }
 
 fn shared(key: &str) -> (Option<Vec<u8>>, Option<u32>) {
