@@ -460,7 +460,7 @@ fn ok_json(body: &str) -> Response {
 fn bundle_answers_every_request_as_the_chain_does() {
     let twin = Twin::new(&layers());
     let now = now(&twin.chain_host);
-    assert_eq!(now, crate::now(&twin.bundle_host));
+    assert_eq!(now, self::now(&twin.bundle_host));
     let good = token(now, json!({}), &keys().es256);
     let no_scope = token(now, json!({"scope": "other"}), &keys().es256);
     let expired = token(now - 7200, json!({}), &keys().es256);

@@ -6,8 +6,7 @@
 // Helpers outside `#[test]` fns unwrap too: a panic here is a failed assertion.
 #![allow(clippy::unwrap_used, clippy::panic)]
 
-#[path = "common/security_headers_cases.rs"]
-mod cases;
+use crate::common::security_headers_cases as cases;
 
 use palisade_tests::host::{traffic, Host, LogLevel, Plugin, Received, Request, Response, Verdict};
 
