@@ -13,7 +13,7 @@ use jwt_simple::prelude::*;
 #[cfg(feature = "jwt-rsa")]
 use rsa::sha2::{Sha256 as RsaSha256, Sha384 as RsaSha384, Sha512 as RsaSha512};
 #[cfg(feature = "jwt-rsa")]
-use rsa::{pkcs1v15, pss, BoxedUint, PublicKey as RsaPublicKey};
+use rsa::{pss, BoxedUint, PublicKey as RsaPublicKey};
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
 
@@ -152,20 +152,21 @@ impl Algorithm {
 
 /// A public key (or HMAC secret) ready to verify one algorithm.
 ///
-/// RSA keys use the `rsa` crate directly (RSASSA-PKCS1-v1_5, and RSASSA-PSS with a salt as
-/// long as the hash, RFC 7518 §3.5): its Montgomery arithmetic is several times faster in wasm
-/// than jwt-simple's RSA backend. The other families verify through jwt-simple.
+/// RSA keys use the `rsa` crate's arithmetic directly: its Montgomery arithmetic is several
+/// times faster in wasm than jwt-simple's RSA backend. RSASSA-PKCS1-v1_5 goes through
+/// [`super::rsa_pkcs1`] (the public exponent's fast path), RSASSA-PSS (salt as long as the hash,
+/// RFC 7518 §3.5) through the crate's verifier. The other families verify through jwt-simple.
 #[derive(Debug, Clone)]
 pub enum VerifyingKey {
     /// RS256.
     #[cfg(feature = "jwt-rsa")]
-    Rs256(pkcs1v15::VerifyingKey<RsaSha256>),
+    Rs256(RsaPublicKey),
     /// RS384.
     #[cfg(feature = "jwt-rsa")]
-    Rs384(pkcs1v15::VerifyingKey<RsaSha384>),
+    Rs384(RsaPublicKey),
     /// RS512.
     #[cfg(feature = "jwt-rsa")]
-    Rs512(pkcs1v15::VerifyingKey<RsaSha512>),
+    Rs512(RsaPublicKey),
     /// PS256.
     #[cfg(feature = "jwt-rsa")]
     Ps256(pss::VerifyingKey<RsaSha256>),
@@ -452,9 +453,9 @@ fn rsa_key(alg: Algorithm, n: &[u8], e: &[u8]) -> Result<VerifyingKey, &'static 
     let key =
         RsaPublicKey::new(BoxedUint::from_be_slice_vartime(n), BoxedUint::from_be_slice_vartime(e)).map_err(|_| BAD)?;
     Ok(match alg {
-        Algorithm::RS256 => VerifyingKey::Rs256(pkcs1v15::VerifyingKey::new(key)),
-        Algorithm::RS384 => VerifyingKey::Rs384(pkcs1v15::VerifyingKey::new(key)),
-        Algorithm::RS512 => VerifyingKey::Rs512(pkcs1v15::VerifyingKey::new(key)),
+        Algorithm::RS256 => VerifyingKey::Rs256(key),
+        Algorithm::RS384 => VerifyingKey::Rs384(key),
+        Algorithm::RS512 => VerifyingKey::Rs512(key),
         Algorithm::PS256 => VerifyingKey::Ps256(pss::VerifyingKey::new(key)),
         Algorithm::PS384 => VerifyingKey::Ps384(pss::VerifyingKey::new(key)),
         Algorithm::PS512 => VerifyingKey::Ps512(pss::VerifyingKey::new(key)),

@@ -17,7 +17,7 @@
 //! Modules: [`config`] (config and compiled [`Policy`]), [`keys`] (JWK Sets), [`verify`]
 //! (one token), [`extract`] (token locations), [`requirement`] (the per-route tree),
 //! [`output`] (identity and headers), [`api_key`], [`cache`] (verified tokens),
-//! [`remote`] (JWKS fetching as a state machine), [`failure`] (statuses and bodies).
+//! [`remote`] (JWKS fetching as a state machine), [`rsa_pkcs1`] (RS256/384/512), [`failure`] (statuses and bodies).
 
 #[cfg(not(any(feature = "jwt-rsa", feature = "jwt-ec", feature = "jwt-eddsa", feature = "jwt-hmac")))]
 compile_error!("the jwt layer needs at least one algorithm family: jwt-rsa, jwt-ec, jwt-eddsa or jwt-hmac");
@@ -31,6 +31,8 @@ pub mod keys;
 pub mod output;
 pub mod remote;
 pub mod requirement;
+#[cfg(feature = "jwt-rsa")]
+pub mod rsa_pkcs1;
 pub mod verify;
 
 #[cfg(test)]

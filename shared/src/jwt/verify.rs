@@ -256,11 +256,11 @@ pub fn verify(
 fn verify_with(key: &VerifyingKey, token: &str, options: &VerificationOptions) -> Result<(), Failure> {
     match key {
         #[cfg(feature = "jwt-rsa")]
-        VerifyingKey::Rs256(k) => verify_rsa::<_, rsa::pkcs1v15::Signature>(k, token),
+        VerifyingKey::Rs256(k) => verify_pkcs1::<rsa::sha2::Sha256>(k, token),
         #[cfg(feature = "jwt-rsa")]
-        VerifyingKey::Rs384(k) => verify_rsa::<_, rsa::pkcs1v15::Signature>(k, token),
+        VerifyingKey::Rs384(k) => verify_pkcs1::<rsa::sha2::Sha384>(k, token),
         #[cfg(feature = "jwt-rsa")]
-        VerifyingKey::Rs512(k) => verify_rsa::<_, rsa::pkcs1v15::Signature>(k, token),
+        VerifyingKey::Rs512(k) => verify_pkcs1::<rsa::sha2::Sha512>(k, token),
         #[cfg(feature = "jwt-rsa")]
         VerifyingKey::Ps256(k) => verify_rsa::<_, rsa::pss::Signature>(k, token),
         #[cfg(feature = "jwt-rsa")]
@@ -294,8 +294,19 @@ fn simple(result: Result<JWTClaims<NoCustomClaims>, jwt_simple::Error>) -> Resul
     })
 }
 
-/// Checks an RSA signature over the signing input (header and payload, RFC 7515 §5.2). The
-/// claims were checked by [`ParsedToken::check_claims`] already.
+/// Checks an RSASSA-PKCS1-v1_5 signature over the signing input (header and payload, RFC 7515
+/// §5.2). The claims were checked by [`ParsedToken::check_claims`] already.
+#[cfg(feature = "jwt-rsa")]
+fn verify_pkcs1<H: super::rsa_pkcs1::Pkcs1Hash>(key: &rsa::PublicKey, token: &str) -> Result<(), Failure> {
+    let (input, signature) = token.rsplit_once('.').ok_or(Failure::Malformed)?;
+    let signature = URL_SAFE_NO_PAD.decode(signature).map_err(|_| Failure::Malformed)?;
+    match super::rsa_pkcs1::verify::<H>(key, input.as_bytes(), &signature) {
+        true => Ok(()),
+        false => Err(Failure::BadSignature),
+    }
+}
+
+/// Checks an RSASSA-PSS signature over the signing input, as [`verify_pkcs1`] does.
 #[cfg(feature = "jwt-rsa")]
 fn verify_rsa<V, S>(key: &V, token: &str) -> Result<(), Failure>
 where
