@@ -8,6 +8,8 @@ ENVOY_VERSION := 1.40.0
 VENV := $(CURDIR)/.venv
 ENVOY := $(VENV)/bin/envoy
 DIST := $(CURDIR)/dist
+# Where cargo writes: CARGO_TARGET_DIR when set (a shared cache), else ./target.
+TARGET_DIR := $(or $(CARGO_TARGET_DIR),$(CURDIR)/target)
 export PALISADE_DIST := $(DIST)
 export PALISADE_ENVOY := $(ENVOY)
 
@@ -28,18 +30,18 @@ build: toolchain
 	cargo build --release --target $(WASM_TARGET) $(foreach f,$(FILTERS),-p palisade-$(f)) -p palisade-probe -p palisade-trivial
 	@mkdir -p $(DIST)
 	@for f in $(FILTERS); do \
-		cp target/$(WASM_TARGET)/release/palisade_$$(echo $$f | tr - _).wasm $(DIST)/$$f.wasm; \
+		cp $(TARGET_DIR)/$(WASM_TARGET)/release/palisade_$$(echo $$f | tr - _).wasm $(DIST)/$$f.wasm; \
 		printf '%-22s %8d bytes\n' $$f.wasm $$(stat -c %s $(DIST)/$$f.wasm); \
 	done
 	@# The bundle in its own invocation: built with the filters, cargo would unify features and
 	@# turn their `entry` (own `_initialize`) back on inside it.
 	cargo build --release --target $(WASM_TARGET) -p palisade-gateway
-	@cp target/$(WASM_TARGET)/release/palisade_gateway.wasm $(DIST)/gateway.wasm
+	@cp $(TARGET_DIR)/$(WASM_TARGET)/release/palisade_gateway.wasm $(DIST)/gateway.wasm
 	@printf '%-22s %8d bytes\n' gateway.wasm $$(stat -c %s $(DIST)/gateway.wasm)
 	@# The host tests' probe filter (tests/probe): not a product filter.
-	@cp target/$(WASM_TARGET)/release/palisade_probe.wasm $(DIST)/probe.wasm
+	@cp $(TARGET_DIR)/$(WASM_TARGET)/release/palisade_probe.wasm $(DIST)/probe.wasm
 	@# The bench's trivial filter (tests/trivial): the cost of the wasm hop alone.
-	@cp target/$(WASM_TARGET)/release/palisade_trivial.wasm $(DIST)/trivial.wasm
+	@cp $(TARGET_DIR)/$(WASM_TARGET)/release/palisade_trivial.wasm $(DIST)/trivial.wasm
 
 test: build envoy test-core test-core-wasm test-host
 
@@ -51,7 +53,7 @@ test-core: toolchain
 # The core compiled to wasm32-wasip1, run under wasmtime with Envoy's WASI subset.
 test-core-wasm: toolchain
 	cargo build -p palisade-tests --bin wasm-test-runner
-	CARGO_TARGET_WASM32_WASIP1_RUNNER=$(CURDIR)/target/debug/wasm-test-runner \
+	CARGO_TARGET_WASM32_WASIP1_RUNNER=$(TARGET_DIR)/debug/wasm-test-runner \
 		cargo test -p palisade-core --all-features --target $(WASM_TARGET)
 
 # The test host on the built .wasm files, and the end-to-end tests on real Envoy.
