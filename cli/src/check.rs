@@ -3,10 +3,8 @@
 //! accepts is a config Envoy accepts, and a refusal carries the message Envoy logs.
 
 use clap::ValueEnum;
-use palisade_core::config::{from_json, ConfigError};
-use palisade_core::{authz, encryption, jwt, rate_limit, security_headers, validation};
-use serde::Deserialize;
-use serde_json::value::RawValue;
+use palisade_core::config::ConfigError;
+use palisade_core::{authz, bundle, encryption, jwt, rate_limit, security_headers, validation};
 
 /// Looks up a VM environment variable (the process environment, for the CLI).
 pub type Env<'a> = &'a dyn Fn(&str) -> Option<String>;
@@ -85,45 +83,15 @@ pub fn check(filter: Filter, bytes: &[u8], env: Env) -> Result<(), Refusal> {
     result.map_err(|error| Refusal { filter, error })
 }
 
-/// The bundle format, as filters/gateway/src/config.rs parses it (same fields, same messages):
-/// an ordered list of layers, each a filter and its config.
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Bundle {
-    layers: Vec<Layer>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Layer {
-    filter: LayerFilter,
-    /// Kept as written, so each filter's parser sees the exact bytes (duplicate keys included);
-    /// absent, the layer gets an empty config, like a separate filter without one.
-    #[serde(default)]
-    config: Option<Box<RawValue>>,
-}
-
-/// The filters a layer can run (the bundle cannot nest).
-#[derive(Debug, Clone, Copy, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-enum LayerFilter {
-    SecurityHeaders,
-    JwtAuthn,
-    Authz,
-    RateLimit,
-    RequestValidation,
-    FieldEncryption,
-}
-
-impl LayerFilter {
-    fn filter(self) -> Filter {
-        match self {
-            LayerFilter::SecurityHeaders => Filter::SecurityHeaders,
-            LayerFilter::JwtAuthn => Filter::JwtAuthn,
-            LayerFilter::Authz => Filter::Authz,
-            LayerFilter::RateLimit => Filter::RateLimit,
-            LayerFilter::RequestValidation => Filter::RequestValidation,
-            LayerFilter::FieldEncryption => Filter::FieldEncryption,
+impl From<bundle::Filter> for Filter {
+    fn from(filter: bundle::Filter) -> Self {
+        match filter {
+            bundle::Filter::SecurityHeaders => Filter::SecurityHeaders,
+            bundle::Filter::JwtAuthn => Filter::JwtAuthn,
+            bundle::Filter::Authz => Filter::Authz,
+            bundle::Filter::RateLimit => Filter::RateLimit,
+            bundle::Filter::RequestValidation => Filter::RequestValidation,
+            bundle::Filter::FieldEncryption => Filter::FieldEncryption,
         }
     }
 }
@@ -132,13 +100,8 @@ impl LayerFilter {
 /// from the bundle's root (`layers[i].config.<field>`), as the bundle logs them.
 fn check_bundle(bytes: &[u8], env: Env) -> Result<(), Refusal> {
     let refuse = |error| Refusal { filter: Filter::Gateway, error };
-    let bundle: Bundle = from_json(bytes).map_err(refuse)?;
-    if bundle.layers.is_empty() {
-        return Err(refuse(ConfigError::new("layers", "at least one layer is required")));
-    }
-    for (i, layer) in bundle.layers.iter().enumerate() {
-        let config = layer.config.as_ref().map_or("", |c| c.get());
-        check(layer.filter.filter(), config.as_bytes(), env).map_err(|mut refusal| {
+    for (i, layer) in bundle::parse(bytes).map_err(refuse)?.into_iter().enumerate() {
+        check(layer.filter.into(), &layer.config, env).map_err(|mut refusal| {
             refusal.error = refusal.error.within(&format!("layers[{i}].config"));
             refusal
         })?;

@@ -6,6 +6,8 @@
 #![forbid(unsafe_code)]
 
 pub mod audit;
+#[cfg(feature = "bundle")]
+pub mod bundle;
 pub mod config;
 pub mod decision;
 pub mod http;

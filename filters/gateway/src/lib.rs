@@ -53,7 +53,7 @@ impl GatewayRoot {
     }
 
     fn configure_layer(&self, index: usize, filter: Filter, config: &[u8]) -> Option<Layer> {
-        let mut root = filter.root();
+        let mut root = config::root(filter);
         let field = format!("layers[{index}].config");
         let _ = take_tick_request();
         let configured = root.on_vm_start(self.vm_configuration_size)
