@@ -75,7 +75,7 @@ pub fn check(filter: Filter, bytes: &[u8], env: Env) -> Result<(), Refusal> {
         Filter::SecurityHeaders => security_headers::SecurityHeaders::from_json(bytes).map(drop),
         Filter::JwtAuthn => jwt::Policy::from_json(bytes, env).map(drop),
         Filter::Authz => authz::Authz::from_json(bytes).map(drop),
-        Filter::RateLimit => rate_limit::compile_json(bytes).map(drop),
+        Filter::RateLimit => rate_limit::compile_json(bytes, env).map(drop),
         Filter::RequestValidation => validation::Validator::from_json(bytes, env).map(drop),
         Filter::FieldEncryption => encryption::Policy::from_json(bytes, env).map(drop),
         Filter::Gateway => return check_bundle(bytes, env),

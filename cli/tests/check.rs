@@ -15,7 +15,7 @@ fn filter_message(filter: &str, bytes: &[u8], secrets: &[(String, String)]) -> S
         "security-headers" => security_headers::SecurityHeaders::from_json(bytes).map(drop),
         "jwt-authn" => jwt::Policy::from_json(bytes, &env).map(drop),
         "authz" => authz::Authz::from_json(bytes).map(drop),
-        "rate-limit" => rate_limit::compile_json(bytes).map(drop),
+        "rate-limit" => rate_limit::compile_json(bytes, &env).map(drop),
         "request-validation" => validation::Validator::from_json(bytes, &env).map(drop),
         "field-encryption" => encryption::Policy::from_json(bytes, &env).map(drop),
         other => panic!("no filter {other}"),

@@ -31,6 +31,7 @@ fn env() -> Vec<(&'static str, String)> {
         ("PALISADE_JWT_HS256_SECRET", URL_SAFE_NO_PAD.encode(HS256_SECRET)),
         ("PALISADE_FE_USERS_2026_01", "AQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQEBAQE=".into()),
         ("PALISADE_FE_USERS_2026_06", "AgICAgICAgICAgICAgICAgICAgICAgICAgICAgICAgI=".into()),
+        ("PALISADE_RATE_LIMIT_SEED", "e2e-gateway-seed".into()),
     ]
 }
 

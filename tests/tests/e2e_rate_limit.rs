@@ -27,7 +27,7 @@ const KEYS: [&str; 2] = ["alpha", "beta"];
 fn palisade_config() -> String {
     json!({
         "domain": "e2e",
-        "hash_seed": "e2e-rate-limit-seed-0123456789abcdef",
+        "hash_seed_env": "PALISADE_RATE_LIMIT_SEED",
         "headers": {"ietf": true, "legacy": true},
         "limits": {"hourly": {"key": [{"header": "x-client"}], "rate": {"tokens": LIMIT, "per": "1h"}}},
         "routes": [{"match": {"path": {"prefix": "/"}}, "limits": ["hourly"]}]
@@ -54,7 +54,11 @@ fn config(echo: &EchoServer) -> EnvoyConfig {
         .cluster(Cluster::new("echo", echo.addr()))
         .listener(
             Listener::new("palisade")
-                .filter(WasmFilter::palisade("rate-limit", &palisade_config()).unwrap())
+                .filter(
+                    WasmFilter::palisade("rate-limit", &palisade_config())
+                        .unwrap()
+                        .env("PALISADE_RATE_LIMIT_SEED", "e2e-rate-limit-seed-0123456789abcdef"),
+                )
                 .route(Route::to_cluster("default", PathMatch::prefix("/"), "echo")),
         )
         .listener(

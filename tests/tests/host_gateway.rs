@@ -29,6 +29,7 @@ fn env() -> Vec<(&'static str, String)> {
         ("PALISADE_FE_USERS_2026_01", FE_KEY_1.to_string()),
         ("PALISADE_FE_USERS_2026_06", FE_KEY_2.to_string()),
         ("PALISADE_CSRF_KEY", FE_KEY_1.to_string()),
+        ("PALISADE_RATE_LIMIT_SEED", "host-gateway-seed".to_string()),
     ]
 }
 

@@ -9,7 +9,7 @@ use std::time::Duration;
 use palisade_tests::host::{traffic, Host, LogLevel, Plugin, Request, Response, Verdict};
 
 const CONFIG: &str = r#"{
-  "domain": "api", "hash_seed": "host-test", "trusted_proxies": 1,
+  "domain": "api", "hash_seed_env": "PALISADE_RATE_LIMIT_SEED", "trusted_proxies": 1,
   "headers": {"legacy": true, "on_allowed": true},
   "limits": {
     "minute": {"key": ["client_ip"], "rate": {"tokens": 5, "per": "1m"}},
@@ -24,7 +24,12 @@ const CONFIG: &str = r#"{
 }"#;
 
 fn worker(host: &Host, config: &str) -> Plugin {
-    host.plugin("rate-limit").config(config).vm_id("palisade").load().unwrap()
+    host.plugin("rate-limit")
+        .config(config)
+        .vm_id("palisade")
+        .env("PALISADE_RATE_LIMIT_SEED", "host-test")
+        .load()
+        .unwrap()
 }
 
 fn from(ip: &str, path: &str) -> Request {
@@ -134,9 +139,19 @@ fn shadow_mode_never_blocks() {
 fn bad_config_is_rejected_naming_the_field() {
     let host = Host::new();
     let bad = CONFIG.replace(r#""per": "1m""#, r#""per": "1 minute""#);
-    let Err(err) = host.plugin("rate-limit").config(&bad).load() else { panic!("a bad config must be rejected") };
+    let Err(err) = host.plugin("rate-limit").config(&bad).env("PALISADE_RATE_LIMIT_SEED", "host-test").load() else {
+        panic!("a bad config must be rejected")
+    };
     assert!(
         err.logs.iter().any(|e| e.message.contains("limits.minute.rate.per: must be a whole number of s, m, h or d")),
+        "{:?}",
+        err.logs
+    );
+    // The hash seed comes from the VM environment: a missing variable is a config error.
+    let Err(err) = host.plugin("rate-limit").config(CONFIG).load() else { panic!("no seed must be rejected") };
+    assert!(
+        err.logs.iter().any(|e| e.message
+            == "palisade rate-limit: invalid configuration: hash_seed_env: environment variable PALISADE_RATE_LIMIT_SEED is not set"),
         "{:?}",
         err.logs
     );

@@ -459,6 +459,8 @@ fn secret_for(var: &str) -> &'static str {
         "PALISADE_FE_USERS_2026_01" => "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8=",
         "PALISADE_FE_USERS_2026_06" => "ICEiIyQlJicoKSorLC0uLzAxMjM0NTY3ODk6Ozw9Pj8=",
         "PALISADE_CSRF_KEY" => "QEFCQ0RFRkdISUpLTE1OT1BRUlNUVVZXWFlaW1xdXl8=",
+        // rate-limit hash_seed_env: any non-empty string.
+        "PALISADE_RATE_LIMIT_SEED" => "istio-test-rate-limit-seed",
         other => panic!("no test value for {other}: add one"),
     }
 }

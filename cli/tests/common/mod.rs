@@ -63,6 +63,7 @@ pub fn example_secrets() -> Vec<(String, String)> {
         ("PALISADE_FE_USERS_2026_06", "CQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQkJCQk="),
         ("PALISADE_JWT_HS256_SECRET", "c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LXNlY3JldA"),
         ("PALISADE_CSRF_KEY", base64_32),
+        ("PALISADE_RATE_LIMIT_SEED", "cli-test-rate-limit-seed"),
     ]
     .iter()
     .map(|(name, value)| (name.to_string(), value.to_string()))

@@ -107,7 +107,8 @@ impl Context for RateLimitRoot {}
 
 impl RootContext for RateLimitRoot {
     fn on_configure(&mut self, _plugin_configuration_size: usize) -> bool {
-        let Some(policy) = palisade_glue::load_config("rate-limit", compile_json) else {
+        let env = |name: &str| std::env::var(name).ok();
+        let Some(policy) = palisade_glue::load_config("rate-limit", |bytes| compile_json(bytes, &env)) else {
             return false;
         };
         // Create every table key before this VM serves a request: a CAS write to a missing key
@@ -124,7 +125,7 @@ impl RootContext for RateLimitRoot {
         if !policy.seeded {
             palisade_glue::log(
                 LogLevel::Warn,
-                "palisade rate-limit: hash_seed is empty, so clients who know the domain can aim keys at one group",
+                "palisade rate-limit: no hash_seed_env, so clients who know the domain can aim keys at one group",
             );
         }
         self.state = Some(Rc::new(State { policy, metrics: Metrics::define() }));

@@ -30,9 +30,10 @@ pub struct RateLimitConfig {
     /// Names this filter's tables in shared data (and the rate limit service domain).
     #[serde(default = "default_domain")]
     pub domain: String,
-    /// Secret mixed into the key hash so clients cannot aim keys at one group.
+    /// The VM environment variable holding the secret mixed into the key hash, so clients
+    /// cannot aim keys at one group. A secret, so never inline (the guide's secrets management).
     #[serde(default)]
-    pub hash_seed: String,
+    pub hash_seed_env: Option<String>,
     /// Count and audit, never block.
     #[serde(default)]
     pub shadow: bool,
@@ -257,13 +258,23 @@ fn one() -> u64 {
 }
 
 /// Parses and compiles a JSON configuration.
-pub fn compile_json(bytes: &[u8]) -> Result<Policy, ConfigError> {
-    compile(&from_json::<RateLimitConfig>(bytes)?)
+///
+/// `env` looks up the VM's environment variables (`hash_seed_env`).
+pub fn compile_json(bytes: &[u8], env: &dyn Fn(&str) -> Option<String>) -> Result<Policy, ConfigError> {
+    compile(&from_json::<RateLimitConfig>(bytes)?, env)
 }
 
 /// Compiles a parsed configuration.
-pub fn compile(config: &RateLimitConfig) -> Result<Policy, ConfigError> {
+pub fn compile(config: &RateLimitConfig, env: &dyn Fn(&str) -> Option<String>) -> Result<Policy, ConfigError> {
     check_name(&config.domain, "domain")?;
+    let seed = match &config.hash_seed_env {
+        None => String::new(),
+        Some(name) => match env(name) {
+            Some(seed) if !seed.is_empty() => seed,
+            Some(_) => return Err(ConfigError::new("hash_seed_env", format!("environment variable {name} is empty"))),
+            None => return Err(ConfigError::new("hash_seed_env", format!("environment variable {name} is not set"))),
+        },
+    };
     if !(1..=1000).contains(&config.max_cas_retries) {
         return Err(ConfigError::new("max_cas_retries", "must be between 1 and 1000"));
     }
@@ -321,8 +332,8 @@ pub fn compile(config: &RateLimitConfig) -> Result<Policy, ConfigError> {
         },
         trusted_proxies: config.trusted_proxies,
         tiers,
-        hasher: KeyHasher::new(&config.domain, &config.hash_seed),
-        seeded: !config.hash_seed.is_empty(),
+        hasher: KeyHasher::new(&config.domain, &seed),
+        seeded: !seed.is_empty(),
         limits,
         routes,
     })

@@ -1,7 +1,7 @@
 //! Rate limiting with exact token buckets in proxy-wasm shared data.
 //!
 //! ```json
-//! {"domain": "api", "hash_seed": "<secret>", "trusted_proxies": 1,
+//! {"domain": "api", "hash_seed_env": "PALISADE_RATE_LIMIT_SEED", "trusted_proxies": 1,
 //!  "limits": {
 //!    "burst":  {"key": ["client_ip"], "rate": {"tokens": 20, "per": "1s"}},
 //!    "hourly": {"key": ["subject"], "on_missing_key": {"fallback": ["client_ip"]},

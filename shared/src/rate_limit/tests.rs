@@ -11,7 +11,7 @@ use crate::identity::Identity;
 const NOW: u64 = 1_700_000_000_000;
 
 const GUIDE: &str = r#"{
-  "domain": "api", "hash_seed": "test-seed", "trusted_proxies": 1,
+  "domain": "api", "hash_seed_env": "PALISADE_RATE_LIMIT_SEED", "trusted_proxies": 1,
   "headers": {"legacy": true, "on_allowed": true},
   "limits": {
     "burst": {"key": ["client_ip"], "rate": {"tokens": 20, "per": "1s"}},
@@ -24,6 +24,19 @@ const GUIDE: &str = r#"{
     {"match": {"path": {"prefix": "/api/"}}, "limits": ["burst", "hourly"], "cost": {"methods": {"POST": 5}}}
   ]
 }"#;
+
+/// The VM environment of these tests: the seed, and an empty variable.
+fn env(name: &str) -> Option<String> {
+    match name {
+        "PALISADE_RATE_LIMIT_SEED" => Some("test-seed".into()),
+        "EMPTY" => Some(String::new()),
+        _ => None,
+    }
+}
+
+fn compile_json(json: &[u8]) -> Result<Policy, crate::config::ConfigError> {
+    super::compile_json(json, &env)
+}
 
 fn compiled(json: &str) -> Policy {
     compile_json(json.as_bytes()).unwrap()
@@ -296,12 +309,15 @@ fn config_errors_name_the_field() {
             "routes[0].cost.methods.POST: exceeds the capacity 10",
         ),
         (with("/routes/0/match", json!({"path": {"prefix": "x"}})), "routes[0].match.path.prefix: must start with /"),
+        (with("/hash_seed_env", json!("MISSING")), "hash_seed_env: environment variable MISSING is not set"),
+        (with("/hash_seed_env", json!("EMPTY")), "hash_seed_env: environment variable EMPTY is empty"),
+        (with("/hash_seed", json!("inline")), "hash_seed: unknown field `hash_seed`"),
     ];
     for (json, expected) in cases {
         let err = compile_json(json.as_bytes()).unwrap_err().to_string();
         assert!(err.starts_with(expected), "{json}\n  got: {err}\n want: {expected}");
     }
-    assert!(!compile_json(base.to_string().as_bytes()).unwrap().seeded, "no hash_seed: the filter warns");
+    assert!(!compile_json(base.to_string().as_bytes()).unwrap().seeded, "no hash_seed_env: the filter warns");
     assert!(compiled(GUIDE).seeded);
     assert!(compile_json(b"").unwrap_err().to_string().starts_with("config: missing field `limits`"));
 }

@@ -152,6 +152,14 @@ impl Filter {
         Filter::Wasm { file: "field-encryption".into(), config, env: vec![(FE_KEY_VAR.into(), FE_KEY.into())] }
     }
 
+    fn rate_limit() -> Filter {
+        Filter::Wasm {
+            file: "rate-limit".into(),
+            config: rate_limit_config(),
+            env: vec![(RL_SEED_VAR.into(), RL_SEED.into())],
+        }
+    }
+
     fn native(name: &str, config: Value) -> Filter {
         Filter::Native { name: name.into(), config }
     }
@@ -479,10 +487,14 @@ fn normalizing_hcm() -> Vec<(String, Value)> {
     ]
 }
 
+/// The rate-limit hash seed's VM environment variable and the bench's (not secret) value.
+const RL_SEED_VAR: &str = "PALISADE_RATE_LIMIT_SEED";
+const RL_SEED: &str = "bench-hash-seed-0123456789abcdef0123";
+
 fn rate_limit_config() -> String {
     json!({
         "domain": "bench",
-        "hash_seed": "bench-hash-seed-0123456789abcdef0123",
+        "hash_seed_env": RL_SEED_VAR,
         "table": {"slots": 16384, "ways": 8},
         "limits": {"per-client": {"key": [{"header": "x-client"}], "rate": {"tokens": 1_000_000_000u64, "per": "1s"}}},
         "routes": [{"match": {}, "limits": ["per-client"]}],
@@ -588,7 +600,7 @@ fn six(inputs: &Inputs) -> Vec<Filter> {
         Filter::wasm("security-headers", inputs.security_headers.clone()),
         Filter::wasm("jwt-authn", jwt_config(&inputs.jwks, true)),
         Filter::wasm("authz", authz_config()),
-        Filter::wasm("rate-limit", rate_limit_config()),
+        Filter::rate_limit(),
         Filter::wasm("request-validation", inputs.validation.clone()),
         Filter::fe(field_encryption_config()),
     ]
@@ -651,11 +663,11 @@ pub fn all(inputs: &Inputs, bundle: bool) -> Result<Vec<Case>> {
         ),
         Case::new("authz 20 policies", BASELINE, vec![Filter::wasm("authz", authz_config())], api_get()),
         Case { hcm: normalizing_hcm(), ..Case::new("native rbac 20 policies", BASELINE, rbac_filters(), api_get()) },
-        Case::new("rate-limit 1 key", BASELINE, vec![Filter::wasm("rate-limit", rate_limit_config())], api_get()),
+        Case::new("rate-limit 1 key", BASELINE, vec![Filter::rate_limit()], api_get()),
         Case::new(
             "rate-limit 10k keys",
             BASELINE,
-            vec![Filter::wasm("rate-limit", rate_limit_config())],
+            vec![Filter::rate_limit()],
             api_get().varying("x-client", "", Values::Numbered { stem: "client-".into(), count: MANY_KEYS }),
         ),
         Case::new("native local_ratelimit 1 bucket", BASELINE, vec![native_rate_limit(false)], api_get()),
@@ -694,7 +706,7 @@ pub fn all(inputs: &Inputs, bundle: bool) -> Result<Vec<Case>> {
         let gateway = Filter::Wasm {
             file: "gateway".into(),
             config: bundle_config(inputs)?,
-            env: vec![(FE_KEY_VAR.into(), FE_KEY.into())],
+            env: vec![(FE_KEY_VAR.into(), FE_KEY.into()), (RL_SEED_VAR.into(), RL_SEED.into())],
         };
         cases.push(Case::new(BUNDLE_GET, BASELINE, vec![gateway.clone()], get));
         cases.push(Case::new(BUNDLE_POST, BASELINE_POST, vec![gateway], post));
