@@ -16,11 +16,9 @@ use rsa::traits::PublicKeyParts;
 use rsa::PublicKey;
 
 /// A hash of RS256 / RS384 / RS512 and its DER `DigestInfo` prefix (RFC 8017 §9.2, note 1).
-pub trait Pkcs1Hash {
+pub trait Pkcs1Hash: Digest {
     /// `DigestInfo` up to the digest itself.
     const DIGEST_INFO_PREFIX: &'static [u8];
-    /// The digest of `message`.
-    fn digest(message: &[u8]) -> Vec<u8>;
 }
 
 impl Pkcs1Hash for Sha256 {
@@ -28,9 +26,6 @@ impl Pkcs1Hash for Sha256 {
         0x30, 0x31, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01, 0x05, 0x00, 0x04,
         0x20,
     ];
-    fn digest(message: &[u8]) -> Vec<u8> {
-        <Sha256 as Digest>::digest(message).to_vec()
-    }
 }
 
 impl Pkcs1Hash for Sha384 {
@@ -38,9 +33,6 @@ impl Pkcs1Hash for Sha384 {
         0x30, 0x41, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x02, 0x05, 0x00, 0x04,
         0x30,
     ];
-    fn digest(message: &[u8]) -> Vec<u8> {
-        <Sha384 as Digest>::digest(message).to_vec()
-    }
 }
 
 impl Pkcs1Hash for Sha512 {
@@ -48,9 +40,6 @@ impl Pkcs1Hash for Sha512 {
         0x30, 0x51, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x03, 0x05, 0x00, 0x04,
         0x40,
     ];
-    fn digest(message: &[u8]) -> Vec<u8> {
-        <Sha512 as Digest>::digest(message).to_vec()
-    }
 }
 
 /// Whether `signature` is a valid RSASSA-PKCS1-v1_5 signature of `message` under `key` with
@@ -85,7 +74,7 @@ pub fn verify<H: Pkcs1Hash>(key: &PublicKey, message: &[u8], signature: &[u8]) -
 /// EMSA-PKCS1-v1_5-ENCODE (RFC 8017 §9.2): `00 01 FF..FF 00 || DigestInfo`, k octets. A
 /// modulus of at least 2048 bits leaves far more than the 8 octets of padding required.
 fn encode<H: Pkcs1Hash>(message: &[u8], k: usize) -> Vec<u8> {
-    let digest = H::digest(message);
+    let digest = <H as Digest>::digest(message);
     let t_len = H::DIGEST_INFO_PREFIX.len() + digest.len();
     let mut em = Vec::with_capacity(k);
     em.extend_from_slice(&[0x00, 0x01]);
