@@ -262,11 +262,11 @@ fn verify_with(key: &VerifyingKey, token: &str, options: &VerificationOptions) -
         #[cfg(feature = "jwt-rsa")]
         VerifyingKey::Rs512(k) => verify_pkcs1::<rsa::sha2::Sha512>(k, token),
         #[cfg(feature = "jwt-rsa")]
-        VerifyingKey::Ps256(k) => verify_rsa::<_, rsa::pss::Signature>(k, token),
+        VerifyingKey::Ps256(k) => verify_pss(k, token),
         #[cfg(feature = "jwt-rsa")]
-        VerifyingKey::Ps384(k) => verify_rsa::<_, rsa::pss::Signature>(k, token),
+        VerifyingKey::Ps384(k) => verify_pss(k, token),
         #[cfg(feature = "jwt-rsa")]
-        VerifyingKey::Ps512(k) => verify_rsa::<_, rsa::pss::Signature>(k, token),
+        VerifyingKey::Ps512(k) => verify_pss(k, token),
         #[cfg(feature = "jwt-ec")]
         VerifyingKey::Es256(k) => simple(k.verify_token::<NoCustomClaims>(token, Some(options.clone()))),
         #[cfg(feature = "jwt-ec")]
@@ -294,12 +294,20 @@ fn simple(result: Result<JWTClaims<NoCustomClaims>, jwt_simple::Error>) -> Resul
     })
 }
 
-/// Checks an RSASSA-PKCS1-v1_5 signature over the signing input (header and payload, RFC 7515
-/// §5.2). The claims were checked by [`ParsedToken::check_claims`] already.
+/// Splits a JWS into its signing input (header and payload, RFC 7515 §5.2) and its decoded
+/// signature.
 #[cfg(feature = "jwt-rsa")]
-fn verify_pkcs1<H: super::rsa_pkcs1::Pkcs1Hash>(key: &rsa::PublicKey, token: &str) -> Result<(), Failure> {
+fn signing_input(token: &str) -> Result<(&str, Vec<u8>), Failure> {
     let (input, signature) = token.rsplit_once('.').ok_or(Failure::Malformed)?;
     let signature = URL_SAFE_NO_PAD.decode(signature).map_err(|_| Failure::Malformed)?;
+    Ok((input, signature))
+}
+
+/// Checks an RSASSA-PKCS1-v1_5 signature over the signing input. The claims were checked by
+/// [`ParsedToken::check_claims`] already.
+#[cfg(feature = "jwt-rsa")]
+fn verify_pkcs1<H: super::rsa_pkcs1::Pkcs1Hash>(key: &rsa::PublicKey, token: &str) -> Result<(), Failure> {
+    let (input, signature) = signing_input(token)?;
     match super::rsa_pkcs1::verify::<H>(key, input.as_bytes(), &signature) {
         true => Ok(()),
         false => Err(Failure::BadSignature),
@@ -308,14 +316,9 @@ fn verify_pkcs1<H: super::rsa_pkcs1::Pkcs1Hash>(key: &rsa::PublicKey, token: &st
 
 /// Checks an RSASSA-PSS signature over the signing input, as [`verify_pkcs1`] does.
 #[cfg(feature = "jwt-rsa")]
-fn verify_rsa<V, S>(key: &V, token: &str) -> Result<(), Failure>
-where
-    V: rsa::signature::Verifier<S>,
-    S: for<'a> TryFrom<&'a [u8]>,
-{
-    let (input, signature) = token.rsplit_once('.').ok_or(Failure::Malformed)?;
-    let signature = URL_SAFE_NO_PAD.decode(signature).map_err(|_| Failure::Malformed)?;
-    let signature = S::try_from(signature.as_slice()).map_err(|_| Failure::BadSignature)?;
+fn verify_pss<V: rsa::signature::Verifier<rsa::pss::Signature>>(key: &V, token: &str) -> Result<(), Failure> {
+    let (input, signature) = signing_input(token)?;
+    let signature = rsa::pss::Signature::try_from(signature.as_slice()).map_err(|_| Failure::BadSignature)?;
     key.verify(input.as_bytes(), &signature).map_err(|_| Failure::BadSignature)
 }
 
