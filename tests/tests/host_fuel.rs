@@ -42,3 +42,26 @@ fn a_filter_doing_more_work_burns_more_fuel() {
     let (t, h) = (cost(&trivial), cost(&headers));
     assert!(h > t, "security-headers {h} vs trivial {t}");
 }
+
+#[test]
+fn crossings_count_host_calls_and_callbacks_of_each_request() {
+    let host = Host::new();
+    let trivial = host.plugin("trivial").load().unwrap();
+    let headers = host.plugin("security-headers").config("{}").load().unwrap();
+    let crossed = |plugin: &palisade_tests::host::Plugin| {
+        let before = plugin.crossings();
+        let mut exchange = plugin.send(Request::get("/x"));
+        exchange.respond(Response::ok()).unwrap();
+        drop(exchange);
+        let after = plugin.crossings();
+        (after.host_calls - before.host_calls, after.guest_calls - before.guest_calls)
+    };
+    let (trivial_host, trivial_guest) = crossed(&trivial);
+    assert_eq!(trivial_host, 0, "the trivial filter calls nothing");
+    // Create, request headers, response headers, done, log, delete at least.
+    assert!(trivial_guest >= 6, "{trivial_guest} callbacks");
+    let (headers_host, headers_guest) = crossed(&headers);
+    // Two header map reads (each also calls the guest allocator), writes and a counter.
+    assert!(headers_host > 2, "{headers_host} host calls");
+    assert_eq!(headers_guest, trivial_guest + 2, "two allocations for the two header maps");
+}

@@ -8,7 +8,7 @@ use std::time::SystemTime;
 use anyhow::{anyhow, Result};
 
 use super::cases::{Case, Filter, Req};
-use crate::host::{self, Host, Plugin, Request, Response, Verdict};
+use crate::host::{self, Crossings, Host, Plugin, Request, Response, Verdict};
 
 /// Fuel of one case.
 #[derive(Debug, Clone)]
@@ -21,6 +21,9 @@ pub struct FuelRow {
     pub first: u64,
     /// Fuel of the third identical request (steady state: caches warm).
     pub steady: u64,
+    /// Crossings of the wasm boundary in the steady request: in Envoy these, not the
+    /// instructions, dominate a light filter's CPU.
+    pub crossings: Crossings,
     /// What happened to the request (`forwarded, 200` on the common path).
     pub outcome: String,
 }
@@ -38,6 +41,13 @@ fn host_request(req: &Req) -> Request {
 
 fn total(plugins: &[Plugin]) -> u64 {
     plugins.iter().filter_map(Plugin::fuel_consumed).sum()
+}
+
+fn crossings(plugins: &[Plugin]) -> Crossings {
+    plugins.iter().map(Plugin::crossings).fold(Crossings::default(), |a, b| Crossings {
+        host_calls: a.host_calls + b.host_calls,
+        guest_calls: a.guest_calls + b.guest_calls,
+    })
 }
 
 /// Loads the case's wasm filters with fuel on and sends its request three times.
@@ -59,9 +69,11 @@ pub fn measure(case: &Case) -> Result<FuelRow> {
     let refs: Vec<&Plugin> = plugins.iter().collect();
     let chain = host.chain(&refs);
     let mut spent = Vec::new();
+    let mut steady_crossings = Crossings::default();
     let mut outcome = String::new();
     for _ in 0..3 {
         let before = total(&plugins);
+        let crossed = crossings(&plugins);
         let mut exchange = chain.send(host_request(&case.request));
         outcome = match exchange.verdict() {
             Verdict::Forwarded => {
@@ -73,6 +85,11 @@ pub fn measure(case: &Case) -> Result<FuelRow> {
         };
         drop(exchange);
         spent.push(total(&plugins) - before);
+        let now = crossings(&plugins);
+        steady_crossings = Crossings {
+            host_calls: now.host_calls - crossed.host_calls,
+            guest_calls: now.guest_calls - crossed.guest_calls,
+        };
         host.advance(std::time::Duration::from_millis(10));
     }
     Ok(FuelRow {
@@ -80,6 +97,7 @@ pub fn measure(case: &Case) -> Result<FuelRow> {
         plugins: plugins.len(),
         first: spent.first().copied().unwrap_or(0),
         steady: spent.last().copied().unwrap_or(0),
+        crossings: steady_crossings,
         outcome,
     })
 }

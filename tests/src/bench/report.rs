@@ -287,12 +287,17 @@ pub fn targets_table(summaries: &[Summary], dist: &Path) -> String {
 pub fn fuel_table(rows: &[FuelRow]) -> String {
     let trivial = rows.iter().find(|r| r.name == TRIVIAL).map(|r| r.steady).filter(|&f| f > 0);
     let mut md = String::from(
-        "| case | filters | fuel, first request | fuel/request, steady | steady vs trivial | outcome |\n\
-         |---|---:|---:|---:|---:|---|\n",
+        "| case | filters | fuel, first request | fuel/request, steady | steady vs trivial | host calls + guest calls, steady | outcome |\n\
+         |---|---:|---:|---:|---:|---:|---|\n",
     );
     for r in rows {
         let ratio = trivial.map_or_else(|| "n/a".to_string(), |t| format!("{:.0}x", r.steady as f64 / t as f64));
-        let _ = writeln!(md, "| {} | {} | {} | {} | {ratio} | {} |", r.name, r.plugins, r.first, r.steady, r.outcome);
+        let c = r.crossings;
+        let _ = writeln!(
+            md,
+            "| {} | {} | {} | {} | {ratio} | {} + {} | {} |",
+            r.name, r.plugins, r.first, r.steady, c.host_calls, c.guest_calls, r.outcome
+        );
     }
     md
 }

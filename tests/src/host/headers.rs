@@ -91,11 +91,12 @@ impl Headers {
         self.pairs.retain(|(k, _)| *k != name);
     }
 
-    /// Replaces the whole map (Envoy removes every key then adds the pairs).
-    pub fn set_pairs(&mut self, pairs: Vec<(Vec<u8>, Vec<u8>)>) {
+    /// Replaces the whole map: Envoy removes every key, then `addCopy`s each pair, so a
+    /// repeated inline header becomes one comma-joined entry.
+    pub fn set_pairs(&mut self, pairs: Vec<(Vec<u8>, Vec<u8>)>, inline: &str) {
         self.pairs.clear();
         for (key, value) in pairs {
-            self.add(&key, &value);
+            self.add_copy(&key, &value, inline);
         }
     }
 
@@ -191,5 +192,18 @@ mod tests {
         map.add_copy(b"x-forwarded-for", b"1", "");
         map.add_copy(b"x-forwarded-for", b"2", "");
         assert_eq!(map.get_all("x-forwarded-for"), ["1", "2"]);
+    }
+
+    #[test]
+    fn set_pairs_adds_each_pair_as_add_copy_does() {
+        let mut map = Headers::from_pairs([("vary", "accept"), ("server", "upstream")]);
+        let pairs = [("Vary", "a"), ("vary", "b"), ("link", "<a>"), ("link", "<b>")];
+        map.set_pairs(
+            pairs.iter().map(|(k, v)| (k.as_bytes().to_vec(), v.as_bytes().to_vec())).collect(),
+            RESPONSE_INLINE,
+        );
+        assert_eq!(map.get_all("vary"), ["a,b"], "Envoy's addCopy joins a repeated inline header");
+        assert_eq!(map.get_all("link"), ["<a>", "<b>"]);
+        assert!(!map.contains("server"), "every earlier header is removed");
     }
 }

@@ -111,6 +111,15 @@ fn ok_if(written: bool) -> i32 {
 }
 
 /// Runs `f` on a header map if the current context may use it now.
+/// The names Envoy keeps inline in a map of `map_type`, where `addCopy` appends with a comma.
+fn inline_headers(map_type: i32) -> &'static str {
+    match map_type {
+        map::REQUEST_HEADERS => headers::REQUEST_INLINE,
+        map::RESPONSE_HEADERS => headers::RESPONSE_INLINE,
+        _ => "",
+    }
+}
+
 fn with_map<T>(c: &mut C, map_type: i32, f: impl FnOnce(&mut Headers) -> T) -> Result<T, Status> {
     let state = c.data_mut();
     match map_type {
@@ -283,7 +292,8 @@ fn add_header_maps(linker: &mut Linker<VmState>) -> wasmtime::Result<()> {
         guard(&c, "proxy_set_header_map_pairs")?;
         let data = read!(&mut c, ptr, len);
         let pairs = abi::deserialize_pairs(&data);
-        Ok(match with_map(&mut c, kind, |m| m.set_pairs(pairs)) {
+        let inline = inline_headers(kind);
+        Ok(match with_map(&mut c, kind, |m| m.set_pairs(pairs, inline)) {
             Ok(()) => Status::Ok.code(),
             Err(status) => status.code(),
         })
@@ -327,11 +337,7 @@ fn add_header_maps(linker: &mut Linker<VmState>) -> wasmtime::Result<()> {
             guard(&c, "proxy_add_header_map_value")?;
             let key = read!(&mut c, key_ptr, key_len);
             let value = read!(&mut c, val_ptr, val_len);
-            let inline = match kind {
-                map::REQUEST_HEADERS => headers::REQUEST_INLINE,
-                map::RESPONSE_HEADERS => headers::RESPONSE_INLINE,
-                _ => "",
-            };
+            let inline = inline_headers(kind);
             Ok(with_map(&mut c, kind, |m| m.add_copy(&key, &value, inline)).map_or_else(Status::code, |()| 0))
         },
     )?;

@@ -66,7 +66,7 @@ pub use chain::{Chain, Exchange, Received, Stage, Verdict};
 pub use headers::Headers;
 pub use message::{PropertyValue, Request, Response};
 pub use properties::{DEFAULT_DESTINATION, DEFAULT_SOURCE};
-pub use state::{LocalReply, LogEntry};
+pub use state::{Crossings, LocalReply, LogEntry};
 pub use vm::{LoadError, ROOT_CONTEXT_ID};
 
 use state::HostShared;
@@ -306,6 +306,11 @@ impl Plugin {
     /// with [`PluginBuilder::fuel`]. The difference across one request is its cost in fuel.
     pub fn fuel_consumed(&self) -> Option<u64> {
         self.vm.borrow().fuel_consumed()
+    }
+
+    /// Crossings of the wasm boundary since the plugin was loaded (start included).
+    pub fn crossings(&self) -> Crossings {
+        self.vm.borrow().crossings()
     }
 
     /// Everything the plugin logged, in order.

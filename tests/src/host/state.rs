@@ -163,6 +163,25 @@ pub(crate) struct VmState {
     pub status: (u32, Vec<u8>),
     /// Whether an HTTP context called `proxy_done`.
     pub done_called: bool,
+    /// Every crossing of the wasm boundary so far.
+    pub crossings: Crossings,
+}
+
+/// Crossings of the wasm boundary. In Envoy each one costs far more CPU than the guest code
+/// around it (V8's C API wraps every argument), so benches count them next to fuel.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Crossings {
+    /// Calls from the guest to a host function (proxy-wasm and WASI imports).
+    pub host_calls: u64,
+    /// Calls from the host into the guest (callbacks and the guest allocator).
+    pub guest_calls: u64,
+}
+
+impl Crossings {
+    /// Both kinds together.
+    pub fn total(self) -> u64 {
+        self.host_calls + self.guest_calls
+    }
 }
 
 impl VmState {

@@ -7,14 +7,14 @@ use std::fmt;
 use std::path::PathBuf;
 use std::rc::Rc;
 
-use wasmtime::{Instance, Linker, Store, WasmParams, WasmResults};
+use wasmtime::{CallHook, Instance, Linker, Store, WasmParams, WasmResults};
 
 use super::abi::LogLevel;
 use super::callouts::{GrpcReply, HttpReply};
 use super::headers::Headers;
 use super::hostcalls;
 use super::module_cache;
-use super::state::{CalloutData, HostShared, LogEntry, Stream, VmState};
+use super::state::{CalloutData, Crossings, HostShared, LogEntry, Stream, VmState};
 use super::wasi::{self, Clock, Phase, WasiMode, WasiState};
 
 /// The root context id Envoy gives the first root context of a VM.
@@ -114,8 +114,18 @@ impl Vm {
             callout: None,
             status: (0, Vec::new()),
             done_called: false,
+            crossings: Crossings::default(),
         };
         let mut store = Store::new(engine, state);
+        store.call_hook(|mut store, hook| {
+            let crossings = &mut store.data_mut().crossings;
+            match hook {
+                CallHook::CallingHost => crossings.host_calls += 1,
+                CallHook::CallingWasm => crossings.guest_calls += 1,
+                CallHook::ReturningFromHost | CallHook::ReturningFromWasm => {}
+            }
+            Ok(())
+        });
         if spec.fuel {
             store.set_fuel(u64::MAX).map_err(|e| fail(format!("setting fuel: {e:?}")))?;
         }
@@ -168,6 +178,11 @@ impl Vm {
     /// Fuel burnt so far (about one unit per wasm instruction); `None` unless loaded with fuel.
     pub fn fuel_consumed(&self) -> Option<u64> {
         self.store.get_fuel().ok().map(|left| u64::MAX - left)
+    }
+
+    /// Crossings of the wasm boundary so far.
+    pub fn crossings(&self) -> Crossings {
+        self.store.data().crossings
     }
 
     /// cpp-host: `_initialize` (then `main`/`__main_void`) if exported, else `_start`.
