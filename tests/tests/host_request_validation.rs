@@ -112,9 +112,17 @@ fn oversized_bodies_get_413_and_are_never_forwarded_in_part() {
     let plugin = load(&host);
     // 100 + 100 + 100 > 256: rejected at the third chunk, nothing reaches the upstream.
     let chunk = "x".repeat(100);
-    let exchange = plugin.send(post_json("/api/orders").body_chunks([&chunk, &chunk, &chunk, &chunk]));
+    let exchange = plugin.send(
+        post_json("/api/orders")
+            .property(&["source", "address"], "10.9.8.7:5555")
+            .body_chunks([&chunk, &chunk, &chunk, &chunk]),
+    );
     assert_rule(&exchange, 413, "body_too_large");
     assert_no_body_forwarded(&exchange);
+    // The connection properties the headers phase skipped are read for the body's audit line.
+    let audit = exchange.logs().into_iter().find(|e| e.message.contains("\"audit\"")).unwrap().message;
+    let audit: serde_json::Value = serde_json::from_str(&audit).unwrap();
+    assert_eq!((audit["rule"].as_str(), audit["source"].as_str()), (Some("body_too_large"), Some("10.9.8.7")));
 
     // Exactly at the limit passes the size check (and then fails JSON parsing, not the limit).
     let at_limit = "y".repeat(256);

@@ -14,7 +14,7 @@ use palisade_core::http::RequestView;
 use palisade_core::validation::{
     metric_name, BodyPlan, BodyStep, Findings, Mode, Rule, ValidationAudit, Validator, Violation,
 };
-use palisade_glue::{log, now_millis, request_view, send_reply, Counter};
+use palisade_glue::{complete_request_view, log, now_millis, request_view_with, send_reply, Counter, ViewNeeds};
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, ContextType, LogLevel};
 
@@ -79,6 +79,7 @@ impl RootContext for Root {
             validator: self.validator.clone(),
             counters: self.counters.clone(),
             request: None,
+            read: ViewNeeds::NONE,
             plan: None,
         }))
     }
@@ -94,6 +95,8 @@ struct Filter {
     counters: Option<Rc<Counters>>,
     /// Kept from the headers phase for audit lines (headers are unavailable later).
     request: Option<RequestView>,
+    /// The connection properties `request` holds so far: the rest are read for audit lines.
+    read: ViewNeeds,
     /// Present while a body is being buffered for inspection.
     plan: Option<BodyPlan>,
 }
@@ -102,7 +105,12 @@ impl Context for Filter {}
 
 impl Filter {
     /// Counts and logs every violation; sends the reply if one is enforced.
-    fn apply(&self, findings: &Findings, reply: Option<LocalReply>, request: &RequestView) -> Action {
+    fn apply(&mut self, findings: &Findings, reply: Option<LocalReply>, request: &mut RequestView) -> Action {
+        if (!findings.shadow.is_empty() || findings.rejection.is_some()) && self.read != ViewNeeds::ALL {
+            // Audit lines carry the source, the peer and the route: read them now.
+            complete_request_view(request, self.read);
+            self.read = ViewNeeds::ALL;
+        }
         for violation in &findings.shadow {
             self.record(violation, false, request);
         }
@@ -143,8 +151,8 @@ impl Filter {
                 validator.check_body(plan, &body)
             }
         };
-        let request = self.request.take().unwrap_or_default();
-        let action = self.apply(&findings, findings.reply(), &request);
+        let mut request = self.request.take().unwrap_or_default();
+        let action = self.apply(&findings, findings.reply(), &mut request);
         self.request = Some(request);
         action
     }
@@ -157,9 +165,10 @@ impl HttpContext for Filter {
             send_reply(&LocalReply::json(500, "validation_unavailable", "request validation is not configured"));
             return Action::Pause;
         };
-        let request = request_view();
+        self.read = ViewNeeds { route_name: validator.needs_route_name(), ..ViewNeeds::NONE };
+        let mut request = request_view_with(self.read);
         let outcome = validator.check_headers(&request, !end_of_stream, now_millis() / 1000);
-        let action = self.apply(&outcome.findings, outcome.reply(), &request);
+        let action = self.apply(&outcome.findings, outcome.reply(), &mut request);
         self.plan = outcome.body;
         self.request = Some(request);
         action

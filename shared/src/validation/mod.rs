@@ -116,6 +116,12 @@ impl Validator {
         Ok(Self { policy })
     }
 
+    /// Whether selecting a route reads [`RequestView::route_name`]; the filter reads the
+    /// `xds.route_name` property only then (no rule reads another connection property).
+    pub fn needs_route_name(&self) -> bool {
+        self.policy.routes.uses_route_name()
+    }
+
     /// Every rule that needs no body. `has_body`: the headers did not end the stream.
     /// `now` is Unix seconds.
     pub fn check_headers(&self, request: &RequestView, has_body: bool, now: u64) -> HeadersOutcome {

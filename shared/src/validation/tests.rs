@@ -484,3 +484,10 @@ fn report_body_timings() {
     let detectors = micros(200, || drop(std::hint::black_box(no_schema.check_body(&plan, body))));
     println!("check_body without schema: {detectors:.1} us");
 }
+
+#[test]
+fn the_route_name_is_read_only_when_a_route_matches_on_it() {
+    assert!(!validator(r#"{"routes":[{}]}"#).needs_route_name());
+    assert!(!validator(r#"{"routes":[{"match":{"path":{"prefix":"/api/"}}}]}"#).needs_route_name());
+    assert!(validator(r#"{"routes":[{"match":{"route_name":"uploads"}},{}]}"#).needs_route_name());
+}
