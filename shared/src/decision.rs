@@ -36,6 +36,29 @@ impl HeaderOp {
     }
 }
 
+/// Whether no operation's effect depends on an earlier one: no `Set`, `SetIfAbsent` or
+/// `Remove` names a header an earlier operation names (an `Append` only adds, so it may
+/// repeat a name). Such a list can be applied in one pass
+/// ([`Headers::encode_after_independent`]).
+pub fn independent(ops: &[&HeaderOp]) -> bool {
+    ops.iter().enumerate().all(|(i, op)| {
+        matches!(op, HeaderOp::Append(..))
+            || ops[..i].iter().all(|earlier| !earlier.name().eq_ignore_ascii_case(op.name()))
+    })
+}
+
+impl HeaderOp {
+    /// The header the operation names.
+    pub fn name(&self) -> &str {
+        match self {
+            HeaderOp::Set(name, _)
+            | HeaderOp::SetIfAbsent(name, _)
+            | HeaderOp::Append(name, _)
+            | HeaderOp::Remove(name) => name,
+        }
+    }
+}
+
 /// A reply the proxy sends instead of forwarding the request.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LocalReply {

@@ -5,6 +5,8 @@
 
 use std::net::IpAddr;
 
+use crate::decision::HeaderOp;
+
 /// An ordered multimap of headers with lower-case names, as Envoy keeps them.
 ///
 /// Names and values live in one string, each pair as four offsets into it: a map read from
@@ -85,6 +87,31 @@ impl Headers {
         }
     }
 
+    /// proxy-wasm's map encoding of this map after `ops` (what `proxy_set_header_map_pairs`
+    /// takes), written in one pass into one allocation.
+    ///
+    /// Equal to encoding the map after [`Headers::apply`] when the operations are
+    /// [`independent`](crate::decision::independent): a pair stays unless a `Set` or `Remove`
+    /// names it, then come the values of `Set`, `Append` and absent `SetIfAbsent`, in order.
+    /// Names are written as given: the proxy lower-cases them.
+    pub fn encode_after_independent(&self, ops: &[&HeaderOp]) -> Vec<u8> {
+        let text = self.text.as_bytes();
+        let kept: Vec<(&str, &str)> = self
+            .spans
+            .iter()
+            .filter(|span| {
+                !ops.iter().any(|op| matches!(op, HeaderOp::Remove(n) | HeaderOp::Set(n, _) if named(text, span, n)))
+            })
+            .map(|span| self.pair(span))
+            .collect();
+        let added = ops.iter().filter_map(|op| match op {
+            HeaderOp::Set(name, value) | HeaderOp::Append(name, value) => Some((name.as_str(), value.as_str())),
+            HeaderOp::SetIfAbsent(name, value) if !self.contains(name) => Some((name.as_str(), value.as_str())),
+            HeaderOp::SetIfAbsent(..) | HeaderOp::Remove(_) => None,
+        });
+        encode_pairs(kept.iter().copied().chain(added))
+    }
+
     fn lossy(bytes: &[u8], spans: &[[u32; 4]]) -> Self {
         let mut headers = Self::with_capacity(spans.len());
         for &[a, b, c, d] in spans {
@@ -109,8 +136,7 @@ impl Headers {
     /// Whether the pair's name is `name`, ASCII case-insensitively; compares bytes only, so a
     /// lookup costs no string slicing for the pairs it skips.
     fn is_named(&self, span: &[u32; 4], name: &str) -> bool {
-        let [a, b, _, _] = *span;
-        self.text.as_bytes().get(a as usize..b as usize).is_some_and(|key| key.eq_ignore_ascii_case(name.as_bytes()))
+        named(self.text.as_bytes(), span, name)
     }
 
     /// The first value of `name`, as Envoy's `get_header_map_value` returns it.
@@ -171,11 +197,43 @@ impl Headers {
     }
 
     /// Applies header operations in order.
-    pub fn apply(&mut self, ops: &[crate::decision::HeaderOp]) {
+    pub fn apply(&mut self, ops: &[HeaderOp]) {
         for op in ops {
             op.apply_to(self);
         }
     }
+}
+
+/// proxy-wasm's map encoding: the count, a (name length, value length) word pair per pair,
+/// then each name and value followed by a NUL. The pairs are walked twice: once to size the
+/// buffer, once to fill it in place.
+pub fn encode_pairs<'a>(pairs: impl Iterator<Item = (&'a str, &'a str)> + Clone) -> Vec<u8> {
+    let (count, text) = pairs.clone().fold((0, 0), |(n, t), (name, value)| (n + 1, t + name.len() + value.len() + 2));
+    let mut out = vec![0; 4 + 8 * count + text];
+    let word = |n: usize| u32::try_from(n).unwrap_or(u32::MAX).to_le_bytes();
+    let mut put = |at: usize, bytes: &[u8]| {
+        if let Some(slot) = out.get_mut(at..at + bytes.len()) {
+            slot.copy_from_slice(bytes);
+        }
+        at + bytes.len()
+    };
+    let (mut lengths, mut data) = (put(0, &word(count)), 4 + 8 * count);
+    for (name, value) in pairs {
+        lengths = put(lengths, &word(name.len()));
+        lengths = put(lengths, &word(value.len()));
+        // The NUL after each is already there.
+        data = put(data, name.as_bytes()) + 1;
+        data = put(data, value.as_bytes()) + 1;
+    }
+    out
+}
+
+/// Whether the pair at `span` of `text` is named `name`, ASCII case-insensitively. Lengths
+/// are compared first, from the span alone: most names differ in length.
+#[inline]
+fn named(text: &[u8], &[a, b, _, _]: &[u32; 4], name: &str) -> bool {
+    b.wrapping_sub(a) as usize == name.len()
+        && text.get(a as usize..b as usize).is_some_and(|key| key.eq_ignore_ascii_case(name.as_bytes()))
 }
 
 impl PartialEq for Headers {
@@ -475,5 +533,76 @@ mod tests {
     fn iterates_query_and_cookie_pairs() {
         assert_eq!(query_pairs("a=1&&b&c=").collect::<Vec<_>>(), [("a", "1"), ("b", ""), ("c", "")]);
         assert_eq!(cookie_pairs("sid=abc; theme = dark;bad").collect::<Vec<_>>(), [("sid", "abc"), ("theme", "dark")]);
+    }
+
+    #[test]
+    fn map_encoding_round_trips() {
+        let headers =
+            Headers::from_pairs([(":status", "200"), ("vary", ""), ("set-cookie", "a=1"), ("set-cookie", "b=2")]);
+        let encoded = headers.encode_after_independent(&[]);
+        assert_eq!(encoded.len(), 4 + 8 * 4 + (7 + 3 + 2) + (4 + 2) + 2 * (10 + 3 + 2));
+        assert_eq!(Headers::from_map_encoding(encoded), headers);
+        assert_eq!(encode_pairs(std::iter::empty()), 0u32.to_le_bytes());
+        // The spec's example, {"a":"1","b":"22"}.
+        let example =
+            [2, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 1, 0, 0, 0, 2, 0, 0, 0, b'a', 0, b'1', 0, b'b', 0, b'2', b'2', 0];
+        assert_eq!(encode_pairs([("a", "1"), ("b", "22")].into_iter()), example);
+    }
+
+    #[test]
+    fn independent_ops_in_one_pass_end_as_applied_one_by_one() {
+        use crate::decision::independent;
+        let current = Headers::from_pairs([
+            (":status", "200"),
+            ("server", "upstream"),
+            ("x-frame-options", "SAMEORIGIN"),
+            ("Cache-Control", "private"),
+            ("set-cookie", "a=1"),
+            ("vary", "Accept-Encoding"),
+            ("set-cookie", "b=2"),
+        ]);
+        let op = |kind: &str, name: &str, value: &str| match kind {
+            "set" => HeaderOp::Set(name.into(), value.into()),
+            "if_absent" => HeaderOp::SetIfAbsent(name.into(), value.into()),
+            "append" => HeaderOp::Append(name.into(), value.into()),
+            _ => HeaderOp::Remove(name.into()),
+        };
+        let lists = [
+            vec![
+                op("remove", "server", ""),
+                op("remove", "x-powered-by", ""),
+                op("set", "x-frame-options", "DENY"),
+                op("set", "x-content-type-options", "nosniff"),
+                op("if_absent", "cache-control", "no-store"),
+                op("if_absent", "referrer-policy", "no-referrer"),
+                op("append", "vary", "Origin"),
+                op("append", "vary", "Cookie"),
+            ],
+            vec![op("remove", "set-cookie", ""), op("set", "SERVER", "palisade")],
+            vec![op("append", "set-cookie", "c=3"), op("remove", "absent", "")],
+            vec![],
+        ];
+        for ops in &lists {
+            let refs: Vec<&HeaderOp> = ops.iter().collect();
+            assert!(independent(&refs), "{ops:?}");
+            let mut one_by_one = current.clone();
+            one_by_one.apply(ops);
+            let one_pass = Headers::from_map_encoding(current.encode_after_independent(&refs));
+            assert_eq!(one_pass, one_by_one, "{ops:?}");
+        }
+    }
+
+    #[test]
+    fn dependent_ops_are_told_apart() {
+        use crate::decision::independent;
+        let set = HeaderOp::Set("x-a".into(), "1".into());
+        let append = HeaderOp::Append("X-A".into(), "2".into());
+        let remove = HeaderOp::Remove("x-a".into());
+        let if_absent = HeaderOp::SetIfAbsent("x-a".into(), "3".into());
+        assert!(independent(&[&set, &append, &append]));
+        assert!(!independent(&[&append, &remove]), "the removal erases the earlier append");
+        assert!(!independent(&[&set, &if_absent]), "presence depends on the earlier set");
+        assert!(!independent(&[&set, &set]));
+        assert!(independent(&[]));
     }
 }

@@ -122,38 +122,76 @@ pub fn property_string(path: &[&str]) -> Option<String> {
 
 /// Applies header operations to a header map.
 pub fn apply_header_ops(map: MapType, ops: &[HeaderOp]) {
-    for op in ops {
-        // Envoy answers Ok for every map operation while the map is available; the SDK
-        // panics on anything else, so there is nothing to handle here.
-        let _ = match op {
-            HeaderOp::Set(name, value) => hostcalls::set_map_value(map, name, Some(value)),
-            HeaderOp::SetIfAbsent(name, value) => match hostcalls::get_map_value_bytes(map, name) {
-                Ok(Some(_)) => Ok(()),
-                _ => hostcalls::add_map_value(map, name, value),
-            },
-            HeaderOp::Append(name, value) => hostcalls::add_map_value(map, name, value),
-            HeaderOp::Remove(name) => hostcalls::set_map_value(map, name, None),
-        };
-    }
+    ops.iter().for_each(|op| apply_header_op(map, op));
+}
+
+/// One header operation on the live map: one host call, two for `SetIfAbsent`.
+fn apply_header_op(map: MapType, op: &HeaderOp) {
+    // Envoy answers Ok for every map operation while the map is available; the SDK panics on
+    // anything else, so there is nothing to handle here.
+    let _ = match op {
+        HeaderOp::Set(name, value) => hostcalls::set_map_value(map, name, Some(value)),
+        HeaderOp::SetIfAbsent(name, value) => match hostcalls::get_map_value_bytes(map, name) {
+            Ok(Some(_)) => Ok(()),
+            _ => hostcalls::add_map_value(map, name, value),
+        },
+        HeaderOp::Append(name, value) => hostcalls::add_map_value(map, name, value),
+        HeaderOp::Remove(name) => hostcalls::set_map_value(map, name, None),
+    };
 }
 
 /// Applies header operations to a map whose content before them is `current` (as
-/// [`header_map`] read it), without the host calls that cannot change it: removing a header
-/// the map lacks, and reading the map for `SetIfAbsent`.
+/// [`header_map`] read it), with as few host calls as their effect allows.
 ///
-/// Exact only when no op names a header that an earlier op of the same sequence writes (a
-/// `Remove` or `SetIfAbsent` after a `Set` of the same name would be judged on the stale
-/// `current`); sequences that cannot promise it use [`apply_header_ops`].
-pub fn apply_header_ops_known(map: MapType, ops: &[HeaderOp], current: &Headers) {
-    for op in ops {
-        let _ = match op {
-            HeaderOp::Set(name, value) => hostcalls::set_map_value(map, name, Some(value)),
-            HeaderOp::SetIfAbsent(name, value) if !current.contains(name) => hostcalls::add_map_value(map, name, value),
-            HeaderOp::Append(name, value) => hostcalls::add_map_value(map, name, value),
-            HeaderOp::Remove(name) if current.contains(name) => hostcalls::set_map_value(map, name, None),
-            HeaderOp::SetIfAbsent(..) | HeaderOp::Remove(_) => Ok(()),
-        };
+/// In Envoy a host call costs about as much CPU as a few thousand guest instructions.
+/// Independent operations ([`palisade_core::decision::independent`]) become one
+/// `proxy_set_header_map_pairs`, which Envoy runs as "remove every header, then `addCopy` each
+/// pair in order": the pairs are `current` after the operations, so the map ends as one call
+/// per operation would leave it. Otherwise each operation is its own call, and `current` spares
+/// the calls that cannot change anything.
+pub fn rewrite_header_map(map: MapType, current: &Headers, ops: &[&HeaderOp], independent: bool) {
+    if independent && ops.len() > 1 {
+        let encoded = current.encode_after_independent(ops);
+        let count = encoded.get(..4).and_then(|w| w.try_into().ok()).map_or(0, u32::from_le_bytes) as usize;
+        if count <= HOST_PAIRS_MAX_COUNT && encoded.len() <= HOST_PAIRS_MAX_BYTES {
+            set_header_map_pairs(map, &encoded);
+            return;
+        }
+        // Beyond these the host would read an empty map and drop every header.
     }
+    if independent {
+        ops.iter().for_each(|op| apply_header_op_known(map, op, current));
+    } else {
+        ops.iter().for_each(|op| apply_header_op(map, op));
+    }
+}
+
+/// cpp-host's limits on a map passed to it (`PROXY_WASM_HOST_PAIRS_MAX_COUNT` and `_BYTES`):
+/// beyond them it reads the map as empty.
+const HOST_PAIRS_MAX_COUNT: usize = 1024;
+const HOST_PAIRS_MAX_BYTES: usize = 1 << 20;
+
+/// One operation whose effect `current` tells (exact when the operations are independent): no
+/// host call for removing a header the map lacks or for adding one it already has.
+fn apply_header_op_known(map: MapType, op: &HeaderOp, current: &Headers) {
+    let _ = match op {
+        HeaderOp::Set(name, value) => hostcalls::set_map_value(map, name, Some(value)),
+        HeaderOp::SetIfAbsent(name, value) if !current.contains(name) => hostcalls::add_map_value(map, name, value),
+        HeaderOp::Append(name, value) => hostcalls::add_map_value(map, name, value),
+        HeaderOp::Remove(name) if current.contains(name) => hostcalls::set_map_value(map, name, None),
+        HeaderOp::SetIfAbsent(..) | HeaderOp::Remove(_) => Ok(()),
+    };
+}
+
+/// `proxy_set_header_map_pairs` with an encoded map.
+fn set_header_map_pairs(map: MapType, encoded: &[u8]) {
+    #[link(wasm_import_module = "env")]
+    extern "C" {
+        fn proxy_set_header_map_pairs(map_type: u32, map_data: *const u8, map_size: usize) -> u32;
+    }
+    // SAFETY: the pointer is valid for its length for the duration of the call; the host
+    // copies the data before returning. Envoy answers Ok while the map is available.
+    let _ = unsafe { proxy_set_header_map_pairs(map as u32, encoded.as_ptr(), encoded.len()) };
 }
 
 /// Sends a local reply. The caller then returns `Action::Pause`.

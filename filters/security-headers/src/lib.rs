@@ -11,8 +11,8 @@ use std::rc::Rc;
 use palisade_core::decision::{LocalReply, Verdict};
 use palisade_core::security_headers::{CorsOutcome, ResponsePlan, SecurityHeaders};
 use palisade_glue::{
-    apply_header_ops, apply_header_ops_known, audit, complete_request_view, load_config, request_view_with,
-    response_view, send_reply, Counter, ViewNeeds,
+    apply_header_ops, audit, complete_request_view, load_config, request_view_with, response_view, rewrite_header_map,
+    send_reply, Counter, ViewNeeds,
 };
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, ContextType, MapType};
@@ -152,14 +152,8 @@ impl HttpContext for Stream {
         let response = response_view();
         let decoration = plan.decorate(&response);
         if !decoration.is_empty() {
-            // Removing a header the response lacks is a host call for nothing: most of the
-            // leaky and CORS removals, on most responses.
-            if decoration.distinct_names {
-                apply_header_ops_known(MapType::HttpResponseHeaders, decoration.security, &response.headers);
-            } else {
-                apply_header_ops(MapType::HttpResponseHeaders, decoration.security);
-            }
-            apply_header_ops_known(MapType::HttpResponseHeaders, &decoration.cors, &response.headers);
+            let ops: Vec<_> = decoration.ops().collect();
+            rewrite_header_map(MapType::HttpResponseHeaders, &response.headers, &ops, decoration.independent);
             shared.metrics.responses_decorated.inc();
         }
         Action::Continue

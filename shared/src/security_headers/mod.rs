@@ -91,10 +91,10 @@ pub struct Decoration<'a> {
     pub security: &'a [HeaderOp],
     /// CORS headers and `Vary: Origin`.
     pub cors: Vec<HeaderOp>,
-    /// Whether no op of `security` names a header an earlier one writes, so each can be judged
-    /// on the response as it arrived. The `cors` ops always can: they name only
-    /// `access-control-*` headers, which `security` never touches, and append `vary`.
-    pub distinct_names: bool,
+    /// Whether [`Decoration::ops`] are [`independent`](crate::decision::independent). The
+    /// `cors` ops never change it: they name only `access-control-*` headers, which `security`
+    /// never touches, and append `vary`.
+    pub independent: bool,
 }
 
 impl SecurityHeaders {
@@ -182,7 +182,7 @@ impl ResponsePlan {
             (Some(cors), false) => cors.response_ops(self.allowed_origin.as_deref(), response.headers.get_all("vary")),
             _ => Vec::new(),
         };
-        Decoration { security: &self.policy.ops, cors, distinct_names: self.policy.distinct_names }
+        Decoration { security: &self.policy.ops, cors, independent: self.policy.independent }
     }
 }
 
@@ -190,6 +190,11 @@ impl Decoration<'_> {
     /// Whether there is nothing to change.
     pub fn is_empty(&self) -> bool {
         self.security.is_empty() && self.cors.is_empty()
+    }
+
+    /// Every operation, in the order the proxy applies them: `security`, then `cors`.
+    pub fn ops(&self) -> impl Iterator<Item = &HeaderOp> {
+        self.security.iter().chain(&self.cors)
     }
 }
 

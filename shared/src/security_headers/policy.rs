@@ -10,7 +10,7 @@ use super::cors::Cors;
 use super::header::{checked_name, checked_value, DEFAULT_LEAKY_HEADERS};
 use super::{csp, hsts};
 use crate::config::{join_path, ConfigError};
-use crate::decision::HeaderOp;
+use crate::decision::{independent, HeaderOp};
 
 /// A compiled policy, valid by construction.
 #[derive(Debug, Clone)]
@@ -21,9 +21,8 @@ pub struct Policy {
     pub ops: Vec<HeaderOp>,
     /// CORS rules, when this filter owns CORS for the route.
     pub cors: Option<Cors>,
-    /// Whether every op of `ops` names a different header, so each can be judged on the
-    /// response as it arrived (a removal of an absent header skipped).
-    pub distinct_names: bool,
+    /// Whether `ops` can be applied in one pass ([`independent`]).
+    pub independent: bool,
 }
 
 /// A header a structured field sets, and the field's name.
@@ -46,7 +45,7 @@ impl Policy {
                 .collect::<Result<Vec<_>, _>>()?,
             None => DEFAULT_LEAKY_HEADERS.iter().map(|name| name.to_string()).collect(),
         };
-        let ruled = |name: &str| rules.iter().any(|op| op_name(op) == name);
+        let ruled = |name: &str| rules.iter().any(|op| op.name() == name);
 
         let mut ops: Vec<HeaderOp> = leaky.into_iter().filter(|name| !ruled(name)).map(HeaderOp::Remove).collect();
         for (name, value, mode) in config.preset.entries() {
@@ -66,8 +65,8 @@ impl Policy {
         ops.extend(rules);
 
         let cors = config.cors.as_ref().map(|cors| Cors::compile(cors, &join_path(field, "cors"))).transpose()?;
-        let distinct_names = ops.iter().enumerate().all(|(i, op)| ops[..i].iter().all(|o| op_name(o) != op_name(op)));
-        Ok(Self { name, ops, cors, distinct_names })
+        let independent = independent(&ops.iter().collect::<Vec<_>>());
+        Ok(Self { name, ops, cors, independent })
     }
 }
 
@@ -116,14 +115,5 @@ fn to_op(name: String, value: Option<String>, mode: HeaderMode) -> HeaderOp {
         (HeaderMode::Append, Some(value)) => HeaderOp::Append(name, value),
         // `header_rules` guarantees a value for every mode but remove.
         (HeaderMode::Remove, _) | (_, None) => HeaderOp::Remove(name),
-    }
-}
-
-fn op_name(op: &HeaderOp) -> &str {
-    match op {
-        HeaderOp::Set(name, _)
-        | HeaderOp::SetIfAbsent(name, _)
-        | HeaderOp::Append(name, _)
-        | HeaderOp::Remove(name) => name,
     }
 }

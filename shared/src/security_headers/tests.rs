@@ -470,11 +470,16 @@ fn facts_the_filter_reads_follow_the_config() {
     assert!(filter(r#"{"routes":[{"match":{"route_name":"r"},"policy":{}}]}"#).needs_route_name());
     // Presets, leaky removals and rules name each header once, unless rules repeat a name.
     let plain = filter(r#"{"default":{"preset":"web","headers":[{"name":"x-a","value":"1"}]}}"#);
-    assert!(plain.fallback_plan().decorate(&upstream(&[])).distinct_names);
+    assert!(plain.fallback_plan().decorate(&upstream(&[])).independent);
     let repeated = filter(
         r#"{"default":{"headers":[{"name":"x-a","value":"1","mode":"append"},{"name":"x-a","mode":"remove"}]}}"#,
     );
-    assert!(!repeated.fallback_plan().decorate(&upstream(&[])).distinct_names);
+    assert!(!repeated.fallback_plan().decorate(&upstream(&[])).independent);
+    // Appends only add: repeating a name in them keeps the operations independent.
+    let appends = filter(
+        r#"{"default":{"headers":[{"name":"x-a","value":"1","mode":"append"},{"name":"x-a","value":"2","mode":"append"}]}}"#,
+    );
+    assert!(appends.fallback_plan().decorate(&upstream(&[])).independent);
 }
 
 #[test]
