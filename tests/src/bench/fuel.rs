@@ -19,7 +19,8 @@ pub struct FuelRow {
     pub plugins: usize,
     /// Fuel of the first request (cold: caches empty, lazy statics built).
     pub first: u64,
-    /// Fuel of the third identical request (steady state: caches warm).
+    /// Fuel of the last of the identical requests, the third by default (steady state: caches
+    /// warm).
     pub steady: u64,
     /// Crossings of the wasm boundary in the steady request: in Envoy these, not the
     /// instructions, dominate a light filter's CPU.
@@ -50,8 +51,9 @@ fn crossings(plugins: &[Plugin]) -> Crossings {
     })
 }
 
-/// Loads the case's wasm filters with fuel on and sends its request three times.
-pub fn measure(case: &Case) -> Result<FuelRow> {
+/// Loads the case's wasm filters with fuel on and sends its request `requests` times (the
+/// steady figures are the last one's: three suffice; many make a profile).
+pub fn measure(case: &Case, requests: usize) -> Result<FuelRow> {
     let host = Host::new();
     host.set_time(SystemTime::now());
     let mut plugins = Vec::new();
@@ -71,7 +73,7 @@ pub fn measure(case: &Case) -> Result<FuelRow> {
     let mut spent = Vec::new();
     let mut steady_crossings = Crossings::default();
     let mut outcome = String::new();
-    for _ in 0..3 {
+    for _ in 0..requests {
         let before = total(&plugins);
         let crossed = crossings(&plugins);
         let mut exchange = chain.send(host_request(&case.request));

@@ -55,10 +55,12 @@ pub struct Options {
     /// Where the report goes (`--out`, default `docs/benchmarks.md`); written only by a run of
     /// every case and both parts.
     pub out: PathBuf,
+    /// Requests per fuel case (`--fuel-requests`, default 3); more make a longer run to profile.
+    pub fuel_requests: usize,
 }
 
 const USAGE: &str = "usage: bench [--rounds N] [--duration SECONDS] [--connections N] [--case SUBSTRING]... \
-                     [--quick] [--fuel | --no-fuel] [--out FILE]";
+                     [--quick] [--fuel | --no-fuel] [--fuel-requests N] [--out FILE]";
 
 impl Options {
     /// Parses `std::env::args`-style arguments (without the program name).
@@ -70,6 +72,7 @@ impl Options {
             quick: false,
             parts: Parts::Both,
             out: crate::e2e::workspace_root().join("docs/benchmarks.md"),
+            fuel_requests: 3,
         };
         let mut args = args.into_iter();
         let mut rounds = None;
@@ -83,6 +86,9 @@ impl Options {
                 "--case" => options.filters.push(value("--case")?),
                 "--out" => options.out = PathBuf::from(value("--out")?),
                 "--quick" => options.quick = true,
+                "--fuel-requests" => {
+                    options.fuel_requests = value("--fuel-requests")?.parse().context("--fuel-requests: a number")?;
+                }
                 "--fuel" => options.parts = Parts::FuelOnly,
                 "--no-fuel" => options.parts = Parts::EnvoyOnly,
                 "-h" | "--help" => bail!("{USAGE}"),
@@ -95,8 +101,8 @@ impl Options {
         }
         options.rounds = rounds.unwrap_or(options.rounds);
         options.load.duration = duration.unwrap_or(options.load.duration);
-        if options.rounds == 0 || options.load.duration == 0 {
-            bail!("--rounds and --duration must be at least 1");
+        if options.rounds == 0 || options.load.duration == 0 || options.fuel_requests == 0 {
+            bail!("--rounds, --duration and --fuel-requests must be at least 1");
         }
         Ok(options)
     }
@@ -163,7 +169,7 @@ pub fn run(options: &Options) -> Result<()> {
         let mut fuel_cases: Vec<Case> = cases::all(&inputs, bundle)?;
         fuel_cases.extend(cases::fuel_extra(&inputs));
         for case in fuel_cases.iter().filter(|c| c.fuel && options.selected(c)) {
-            match fuel::measure(case) {
+            match fuel::measure(case, options.fuel_requests) {
                 Ok(row) => rows.push(row),
                 Err(e) => eprintln!("fuel: {}: {e:#}", case.name),
             }

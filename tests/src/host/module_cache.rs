@@ -25,6 +25,11 @@ fn new_engine(fuel: bool) -> Engine {
     let mut config = Config::new();
     config.cranelift_opt_level(wasmtime::OptLevel::Speed);
     config.consume_fuel(fuel);
+    // For `perf record`: wasmtime writes /tmp/perf-<pid>.map, so a profile names the guest's
+    // functions (build the module unstripped to keep its name section).
+    if std::env::var_os("PALISADE_PERFMAP").is_some() {
+        config.profiler(wasmtime::ProfilingStrategy::PerfMap);
+    }
     Engine::new(&config).unwrap_or_default()
 }
 
