@@ -207,16 +207,21 @@ impl Hasher for IndexHasher {
     }
 }
 
-/// Whether two tokens are equal, compared eight bytes at a time (wasm's `memcmp` goes byte by
-/// byte). Not constant-time: both tokens are the caller's own.
+/// Whether two tokens are equal, compared as 64-bit words (wasm's `memcmp` goes byte by byte,
+/// and comparing 8-byte slices would call it for each). Not constant-time: both tokens are the
+/// caller's own.
 fn same_token(a: &str, b: &str) -> bool {
-    let (a, b) = (a.as_bytes(), b.as_bytes());
+    let (mut a, mut b) = (a.as_bytes(), b.as_bytes());
     if a.len() != b.len() {
         return false;
     }
-    let (a_words, b_words) = (a.chunks_exact(8), b.chunks_exact(8));
-    let tails_equal = a_words.remainder() == b_words.remainder();
-    tails_equal && a_words.zip(b_words).all(|(x, y)| x == y)
+    while let (Some((x, a_rest)), Some((y, b_rest))) = (a.split_first_chunk::<8>(), b.split_first_chunk::<8>()) {
+        if u64::from_ne_bytes(*x) != u64::from_ne_bytes(*y) {
+            return false;
+        }
+        (a, b) = (a_rest, b_rest);
+    }
+    a == b
 }
 
 impl MemoryCache {
