@@ -26,6 +26,7 @@ mod csrf;
 mod injection;
 mod json;
 mod limits;
+mod pattern;
 mod rule;
 mod schema;
 mod traversal;

@@ -21,7 +21,7 @@
 //! Errors name the instance's JSON Pointer and the failing keyword (`/age: minimum`), never the
 //! value.
 
-use regex_lite::Regex;
+use super::pattern::Pattern;
 use serde_json::{Map, Value};
 
 use super::json::{pointer, Segment};
@@ -48,7 +48,7 @@ pub struct Schema {
     unique_items: bool,
     min_length: Option<usize>,
     max_length: Option<usize>,
-    pattern: Option<Regex>,
+    pattern: Option<Pattern>,
     format: Option<Format>,
     minimum: Option<f64>,
     maximum: Option<f64>,
@@ -138,7 +138,7 @@ impl Schema {
                 "pattern" => {
                     let pattern = value.as_str().ok_or_else(|| ConfigError::new(&at, "must be a string"))?;
                     schema.pattern = Some(
-                        Regex::new(pattern).map_err(|err| ConfigError::new(&at, format!("invalid regex: {err}")))?,
+                        Pattern::new(pattern).map_err(|err| ConfigError::new(&at, format!("invalid regex: {err}")))?,
                     );
                 }
                 "format" => schema.format = Some(compile_format(value, &at)?),
