@@ -613,11 +613,14 @@ fn config_errors_name_the_field() {
 fn audit_lines_name_fields_and_codes_never_values() {
     let host = Host::new();
     let plugin = plugin(&host);
-    let exchange = plugin.send(post(&[r#"{"name":"Secret Name"}"#], &identity(&[], "acme")));
+    let request = post(&[r#"{"name":"Secret Name"}"#], &identity(&[], "acme"));
+    let exchange = plugin.send(request.property(&["source", "address"], "192.0.2.7:4100"));
     assert_eq!(exchange.verdict(), Verdict::LocalReply(400));
     let lines = audit_lines(&plugin);
     assert_eq!(lines.len(), 1, "{lines:?}");
     let line = &lines[0];
+    // Read for the audit line in the body phase: the headers phase skips it.
+    assert_eq!(line["source"], "192.0.2.7");
     assert_eq!(line["decision"], "deny");
     assert_eq!(line["reason"], "missing_field");
     assert_eq!(line["rule"], "user.email");

@@ -18,7 +18,7 @@ use palisade_core::encryption::{
 };
 use palisade_core::http::RequestView;
 use palisade_core::identity::Identity;
-use palisade_glue::Counter;
+use palisade_glue::{Counter, ViewNeeds};
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, ContextType, LogLevel, Status};
@@ -143,6 +143,7 @@ impl RootContext for EncryptionRoot {
             state: self.state.clone(),
             route: None,
             request: RequestView::default(),
+            read: ViewNeeds::NONE,
             identity: None,
             encrypt_body: false,
             decrypt_body: false,
@@ -161,6 +162,8 @@ struct EncryptionHttp {
     route: Option<usize>,
     /// The request as seen in the headers phase, for audit lines.
     request: RequestView,
+    /// The connection properties `request` holds so far: the rest are read for audit lines.
+    read: ViewNeeds,
     /// The caller's identity from filter state (a malformed one counts as none).
     identity: Option<Identity>,
     /// The request body is still to be encrypted.
@@ -178,7 +181,8 @@ impl HttpContext for EncryptionHttp {
             palisade_glue::send_reply(&Refusal::Unavailable.reply());
             return Action::Pause;
         };
-        self.request = palisade_glue::request_view();
+        self.read = ViewNeeds { route_name: state.policy.needs_route_name(), ..ViewNeeds::NONE };
+        self.request = palisade_glue::request_view_with(self.read);
         let Some(route) = state.policy.select(&self.request) else { return Action::Continue };
         self.route = Some(route);
         self.identity =
@@ -301,7 +305,12 @@ impl EncryptionHttp {
         Action::Pause
     }
 
-    fn audit(&self, decision: AuditDecision, reason: &str, field: Option<&str>, status: Option<u16>) {
+    fn audit(&mut self, decision: AuditDecision, reason: &str, field: Option<&str>, status: Option<u16>) {
+        if self.read != ViewNeeds::ALL {
+            // Audit lines carry the source, the peer and the route: read them now.
+            palisade_glue::complete_request_view(&mut self.request, self.read);
+            self.read = ViewNeeds::ALL;
+        }
         let principal = self.identity.as_ref().and_then(Identity::principal);
         let mut event = AuditEvent::new(FILTER, decision, reason, &self.request).principal(principal);
         if let Some(field) = field {

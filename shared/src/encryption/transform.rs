@@ -197,6 +197,13 @@ struct Planned {
 }
 
 impl Policy {
+    /// Whether selecting a route reads [`RequestView::route_name`](crate::http::RequestView);
+    /// the filter reads the `xds.route_name` property only then (nothing else reads a
+    /// connection property but audit lines).
+    pub fn needs_route_name(&self) -> bool {
+        self.routes.uses_route_name()
+    }
+
     /// The index of the first route matching the request, kept for the response phase.
     pub fn select(&self, request: &crate::http::RequestView) -> Option<usize> {
         self.routes.select(request).map(|route| route.index)
@@ -508,6 +515,13 @@ mod tests {
         let mut config: Value = serde_json::from_str(&config_json()).unwrap();
         change(&mut config);
         Policy::from_json(config.to_string().as_bytes(), &test_env).unwrap()
+    }
+
+    #[test]
+    fn the_route_name_is_read_only_when_a_route_matches_on_it() {
+        assert!(!policy().needs_route_name());
+        let named = policy_with(|config| config["routes"][0]["match"] = json!({"route_name": "users"}));
+        assert!(named.needs_route_name());
     }
 
     fn caller(roles: &[&str], tenant: Option<&str>) -> Identity {
