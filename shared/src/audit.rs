@@ -101,6 +101,21 @@ impl AuditEvent {
         self
     }
 
+    /// Fills the connection facts this event lacks from `request`, for an event built from a
+    /// view that skipped them: the event then equals one built from `request` (a principal
+    /// set with [`AuditEvent::principal`] stays).
+    pub fn fill_connection(&mut self, request: &RequestView) {
+        if self.route.is_none() {
+            self.route.clone_from(&request.route_name);
+        }
+        if self.principal.is_none() {
+            self.principal.clone_from(&request.peer_principal);
+        }
+        if self.source.is_none() {
+            self.source = request.source_ip.map(|ip| ip.to_string());
+        }
+    }
+
     /// The one-line JSON form written to the proxy log.
     pub fn to_json_line(&self) -> String {
         // Serializing plain strings and numbers cannot fail.
@@ -139,5 +154,24 @@ mod tests {
             })
         );
         assert!(!line.contains("secret") && !line.contains("Bearer"));
+    }
+
+    #[test]
+    fn filling_the_connection_facts_equals_building_from_the_whole_view() {
+        let whole = RequestView {
+            method: "GET".into(),
+            path: "/a".into(),
+            source_ip: "10.0.0.9".parse().ok(),
+            peer_principal: Some("spiffe://cluster.local/ns/a/sa/b".into()),
+            route_name: Some("api".into()),
+            ..RequestView::default()
+        };
+        let partial = RequestView { source_ip: None, peer_principal: None, route_name: None, ..whole.clone() };
+        for caller in [None, Some("alice".to_string())] {
+            let expected = AuditEvent::new("f", AuditDecision::Deny, "r", &whole).principal(caller.clone());
+            let mut filled = AuditEvent::new("f", AuditDecision::Deny, "r", &partial).principal(caller);
+            filled.fill_connection(&whole);
+            assert_eq!(filled.to_json_line(), expected.to_json_line());
+        }
     }
 }

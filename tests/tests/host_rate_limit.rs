@@ -73,7 +73,9 @@ fn limited_requests_get_429_with_headers_json_and_audit() {
         assert_eq!(plugin.send(from("192.0.2.3", "/api/x")).verdict(), Verdict::Forwarded);
     }
     host.advance(Duration::from_millis(1500));
-    let exchange = plugin.send(from("192.0.2.3", "/api/x").header("x-request-id", "req-7"));
+    let exchange = plugin.send(
+        from("192.0.2.3", "/api/x").header("x-request-id", "req-7").property(&["xds", "route_name"], "api-route"),
+    );
     let reply = exchange.local_reply().unwrap();
     assert_eq!(reply.status, 429);
     assert_eq!(reply.details, "palisade_rate_limited");
@@ -86,6 +88,9 @@ fn limited_requests_get_429_with_headers_json_and_audit() {
     assert_eq!(body["error"], "rate_limited");
     assert!(plugin.logged(LogLevel::Info, r#""filter":"rate-limit","decision":"deny","reason":"rate_limited""#));
     assert!(plugin.logged(LogLevel::Info, r#""request_id":"req-7""#));
+    // Deciding does not read the route name; the audit line does, with the peer's address.
+    assert!(plugin.logged(LogLevel::Info, r#""route":"api-route""#));
+    assert!(plugin.logged(LogLevel::Info, r#""source":"10.0.0.1""#));
     // Unmatched paths are not limited.
     assert_eq!(plugin.send(from("192.0.2.3", "/health")).verdict(), Verdict::Forwarded);
     assert_eq!(host.metric("palisade.rate_limit.unlimited"), Some(1));

@@ -12,7 +12,7 @@ use std::rc::Rc;
 
 use palisade_core::decision::{HeaderOp, LocalReply, Verdict};
 use palisade_core::rate_limit::{compile_json, create_missing, Counted, Decision, Policy};
-use palisade_glue::Counter;
+use palisade_glue::{Counter, ViewNeeds};
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, ContextType, LogLevel, MapType};
 
@@ -34,6 +34,8 @@ pub fn root() -> Box<dyn RootContext> {
 struct State {
     policy: Policy,
     metrics: Metrics,
+    /// The connection properties deciding reads; the rest only for audit lines.
+    view: ViewNeeds,
 }
 
 /// `palisade.rate_limit.*` counters, defined once at configure time.
@@ -128,7 +130,9 @@ impl RootContext for RateLimitRoot {
                 "palisade rate-limit: no hash_seed_env, so clients who know the domain can aim keys at one group",
             );
         }
-        self.state = Some(Rc::new(State { policy, metrics: Metrics::define() }));
+        let view =
+            ViewNeeds { source_ip: policy.reads_source_ip(), route_name: policy.reads_route_name(), ..ViewNeeds::NONE };
+        self.state = Some(Rc::new(State { policy, metrics: Metrics::define(), view }));
         true
     }
 
@@ -160,12 +164,15 @@ impl HttpContext for RateLimitHttp {
             );
             return Action::Pause;
         };
-        let request = palisade_glue::request_view();
+        let mut request = palisade_glue::request_view_with(state.view);
         // Unreadable identity: limit the caller as anonymous.
         let identity = palisade_glue::read_identity("rate-limit", self.context_id, state.metrics.identity_malformed);
-        let decision = state.policy.check(&mut HostStore, &request, identity.as_ref(), palisade_glue::now_millis());
+        let mut decision = state.policy.check(&mut HostStore, &request, identity.as_ref(), palisade_glue::now_millis());
         state.metrics.count(&decision);
-        if let Some(event) = &decision.audit {
+        if let Some(event) = decision.audit.as_mut() {
+            // Audit lines carry the source, the peer and the route: read what deciding skipped.
+            palisade_glue::complete_request_view(&mut request, state.view);
+            event.fill_connection(&request);
             palisade_glue::audit(event);
         }
         match decision.verdict {

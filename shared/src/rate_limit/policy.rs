@@ -181,6 +181,28 @@ impl Policy {
         self.limits.iter().flat_map(|limit| limit.table.all_keys(limit.rates.len()))
     }
 
+    /// Whether deciding reads [`RequestView::source_ip`] (a key or fallback uses the client
+    /// IP); the filter reads `source.address` only then, or for an audit line.
+    pub fn reads_source_ip(&self) -> bool {
+        self.key_sources().any(|source| *source == KeySource::ClientIp)
+    }
+
+    /// Whether deciding reads [`RequestView::route_name`] (a route matches on it, or a key
+    /// uses it); the filter reads `xds.route_name` only then, or for an audit line.
+    pub fn reads_route_name(&self) -> bool {
+        self.routes.uses_route_name() || self.key_sources().any(|source| *source == KeySource::Route)
+    }
+
+    fn key_sources(&self) -> impl Iterator<Item = &KeySource> {
+        self.limits.iter().flat_map(|limit| {
+            let fallback = match &limit.on_missing_key {
+                MissingKey::Fallback(sources) => sources.as_slice(),
+                MissingKey::Deny | MissingKey::Skip => &[],
+            };
+            limit.key.iter().chain(fallback)
+        })
+    }
+
     /// Decides on `request` at `now_ms`, spending tokens in `store`.
     pub fn check<S: Store>(
         &self,

@@ -408,3 +408,24 @@ fn randomized_traffic_never_exceeds_the_rate() {
     let bound = 5 + (latest - NOW) * 5 / 1000;
     assert!(spent.values().any(|&s| s * 10 >= bound * 9), "{spent:?} vs {bound}");
 }
+
+#[test]
+fn deciding_reads_only_the_connection_facts_its_keys_use() {
+    let policy = |key: serde_json::Value, on_missing: serde_json::Value, route_match: serde_json::Value| {
+        let mut limit = json!({"key": key, "rate": {"tokens": 10, "per": "1s"}});
+        if !on_missing.is_null() {
+            limit["on_missing_key"] = on_missing;
+        }
+        compiled(&json!({"limits": {"l": limit}, "routes": [{"match": route_match, "limits": ["l"]}]}).to_string())
+    };
+    let by_header = policy(json!([{"header": "x-api-key"}]), json!(null), json!({}));
+    assert!(!by_header.reads_source_ip() && !by_header.reads_route_name());
+    let by_ip = policy(json!(["client_ip"]), json!(null), json!({}));
+    assert!(by_ip.reads_source_ip() && !by_ip.reads_route_name());
+    let falls_back_to_ip = policy(json!(["subject"]), json!({"fallback": ["client_ip"]}), json!({}));
+    assert!(falls_back_to_ip.reads_source_ip());
+    let by_route = policy(json!(["route", {"header": "x-a"}]), json!(null), json!({}));
+    assert!(by_route.reads_route_name() && !by_route.reads_source_ip());
+    let on_named_route = policy(json!([{"header": "x-a"}]), json!(null), json!({"route_name": "api"}));
+    assert!(on_named_route.reads_route_name());
+}
