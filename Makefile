@@ -55,10 +55,12 @@ binaryen:
 
 test: build envoy test-core test-core-wasm test-host
 
-# The core natively, every layer enabled; the palisade CLI (config checks, JSON Schemas, keys).
+# The core natively, every layer enabled; the palisade CLI (config checks, JSON Schemas, keys);
+# the glue and the bundle's own unit tests.
 test-core: toolchain
 	cargo test -p palisade-core --all-features
 	cargo test -p palisade-cli
+	cargo test -p palisade-glue -p palisade-gateway
 
 # The core compiled to wasm32-wasip1, run under wasmtime with Envoy's WASI subset.
 test-core-wasm: toolchain

@@ -21,7 +21,7 @@ use palisade_core::identity::Identity;
 use palisade_glue::{Counter, ViewNeeds};
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
-use proxy_wasm::types::{Action, ContextType, LogLevel, Status};
+use proxy_wasm::types::{Action, ContextType, LogLevel, MapType, Status};
 
 #[cfg(feature = "entry")]
 proxy_wasm::main! {{
@@ -192,7 +192,7 @@ impl HttpContext for EncryptionHttp {
             return Action::Continue;
         }
         // The body will change length: Envoy does not fix content-length, so drop it.
-        self.set_http_request_header("content-length", None);
+        palisade_glue::remove_header(MapType::HttpRequestHeaders, "content-length");
         if end_of_stream {
             return self.encrypt(&state, &[], 0);
         }
@@ -215,7 +215,7 @@ impl HttpContext for EncryptionHttp {
 
     fn on_http_response_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
         if self.decrypt_body && !end_of_stream {
-            self.set_http_response_header("content-length", None);
+            palisade_glue::remove_header(MapType::HttpResponseHeaders, "content-length");
         } else {
             self.decrypt_body = false;
         }

@@ -20,7 +20,7 @@ use std::hash::{BuildHasherDefault, Hasher};
 use std::rc::{Rc, Weak};
 
 use palisade_core::decision::LocalReply;
-use palisade_glue::layer::take_local_reply;
+use palisade_glue::layer::{take_local_reply, with_header_cache};
 use palisade_glue::send_reply;
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext};
@@ -165,18 +165,20 @@ impl Flow {
             return Action::Pause;
         }
         take_local_reply();
-        for layer in from..self.layers.len() {
-            let Some(context) = self.layers.get_mut(layer) else { break };
-            let action = context.on_http_request_headers(num_headers, end_of_stream);
-            if self.replied(layer, Direction::Request) {
-                return Action::Pause;
+        with_header_cache(|| {
+            for layer in from..self.layers.len() {
+                let Some(context) = self.layers.get_mut(layer) else { break };
+                let action = context.on_http_request_headers(num_headers, end_of_stream);
+                if self.replied(layer, Direction::Request) {
+                    return Action::Pause;
+                }
+                if action != Action::Continue {
+                    self.headers_held = Some(HeldHeaders { layer, num_headers, end_of_stream });
+                    return Action::Pause;
+                }
             }
-            if action != Action::Continue {
-                self.headers_held = Some(HeldHeaders { layer, num_headers, end_of_stream });
-                return Action::Pause;
-            }
-        }
-        Action::Continue
+            Action::Continue
+        })
     }
 
     fn resume_request(&mut self) {
@@ -193,14 +195,16 @@ impl Flow {
 
     fn response_headers(&mut self, num_headers: usize, end_of_stream: bool) -> Action {
         take_local_reply();
-        for (_, layer) in self.order(Direction::Response).layers() {
-            let Some(context) = self.layers.get_mut(layer) else { continue };
-            let action = context.on_http_response_headers(num_headers, end_of_stream);
-            if self.replied(layer, Direction::Response) || action != Action::Continue {
-                return Action::Pause;
+        with_header_cache(|| {
+            for (_, layer) in self.order(Direction::Response).layers() {
+                let Some(context) = self.layers.get_mut(layer) else { continue };
+                let action = context.on_http_response_headers(num_headers, end_of_stream);
+                if self.replied(layer, Direction::Response) || action != Action::Continue {
+                    return Action::Pause;
+                }
             }
-        }
-        Action::Continue
+            Action::Continue
+        })
     }
 
     fn body(&mut self, direction: Direction, size: usize, end_of_stream: bool) -> Action {

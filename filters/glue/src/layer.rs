@@ -9,7 +9,9 @@
 use std::cell::{Cell, RefCell};
 use std::time::Duration;
 
+use palisade_core::http::Headers;
 use proxy_wasm::hostcalls;
+use proxy_wasm::types::MapType;
 
 thread_local! {
     /// The bundle's resumer, once a bundle runs in this VM.
@@ -20,6 +22,62 @@ thread_local! {
     static TICK_REQUEST: Cell<Option<Duration>> = const { Cell::new(None) };
     /// Whether a local reply was sent since the bundle last looked.
     static LOCAL_REPLY_SENT: Cell<bool> = const { Cell::new(false) };
+    /// Header maps read while the bundle runs its layers' header callbacks.
+    static HEADER_CACHE: RefCell<Option<HeaderCache>> = const { RefCell::new(None) };
+}
+
+/// The request and response header maps as last read, each valid until a write through this
+/// crate (the only way Palisade filters write headers).
+#[derive(Default)]
+struct HeaderCache {
+    request: Option<Headers>,
+    response: Option<Headers>,
+}
+
+impl HeaderCache {
+    fn slot(&mut self, map: MapType) -> Option<&mut Option<Headers>> {
+        match map {
+            MapType::HttpRequestHeaders => Some(&mut self.request),
+            MapType::HttpResponseHeaders => Some(&mut self.response),
+            _ => None,
+        }
+    }
+}
+
+/// Runs `run` (the bundle running its layers' header callbacks) with the header maps read from
+/// the host once: each layer would otherwise read the same map again, and a read costs Envoy
+/// more than the rest of a light layer. A write through this crate drops the map it wrote, so a
+/// later layer reads it afresh, as a separate filter would. Outside, every read is a host call.
+pub fn with_header_cache<R>(run: impl FnOnce() -> R) -> R {
+    HEADER_CACHE.with(|cache| *cache.borrow_mut() = Some(HeaderCache::default()));
+    let result = run();
+    HEADER_CACHE.with(|cache| *cache.borrow_mut() = None);
+    result
+}
+
+/// The cached copy of `map`, or the host's through `read` (kept when the cache is on).
+pub(crate) fn cached_header_map(map: MapType, read: impl FnOnce() -> Headers) -> Headers {
+    let hit = HEADER_CACHE
+        .with(|cache| cache.borrow_mut().as_mut().and_then(|cache| cache.slot(map)).and_then(|slot| slot.clone()));
+    if let Some(headers) = hit {
+        return headers;
+    }
+    let headers = read();
+    HEADER_CACHE.with(|cache| {
+        if let Some(slot) = cache.borrow_mut().as_mut().and_then(|cache| cache.slot(map)) {
+            *slot = Some(headers.clone());
+        }
+    });
+    headers
+}
+
+/// Forgets the cached copy of `map`: about to be written.
+pub(crate) fn header_map_written(map: MapType) {
+    HEADER_CACHE.with(|cache| {
+        if let Some(slot) = cache.borrow_mut().as_mut().and_then(|cache| cache.slot(map)) {
+            *slot = None;
+        }
+    });
 }
 
 /// Makes this VM a bundle: `resume(context_id)` continues a stream a layer paused.
@@ -78,4 +136,39 @@ pub(crate) fn note_local_reply() {
 /// Whether [`crate::send_reply`] ran since the last call (for the bundle).
 pub fn take_local_reply() -> bool {
     LOCAL_REPLY_SENT.with(Cell::take)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn header_maps_are_read_once_per_bundle_callback_until_written() {
+        let reads = Cell::new(0);
+        let read = || {
+            reads.set(reads.get() + 1);
+            Headers::from_pairs([(":path", format!("/v{}", reads.get()))])
+        };
+        let path = |headers: Headers| headers.get(":path").map(str::to_string);
+        // Outside a bundle callback every read goes to the host.
+        cached_header_map(MapType::HttpRequestHeaders, read);
+        cached_header_map(MapType::HttpRequestHeaders, read);
+        assert_eq!(reads.get(), 2);
+        with_header_cache(|| {
+            assert_eq!(path(cached_header_map(MapType::HttpRequestHeaders, read)).as_deref(), Some("/v3"));
+            assert_eq!(path(cached_header_map(MapType::HttpRequestHeaders, read)).as_deref(), Some("/v3"));
+            // Each map has its own copy; trailers are never cached.
+            cached_header_map(MapType::HttpResponseHeaders, read);
+            cached_header_map(MapType::HttpRequestTrailers, read);
+            cached_header_map(MapType::HttpRequestTrailers, read);
+            assert_eq!(reads.get(), 6);
+            // A write drops that map only: the next read sees what the layer left.
+            header_map_written(MapType::HttpRequestHeaders);
+            assert_eq!(path(cached_header_map(MapType::HttpRequestHeaders, read)).as_deref(), Some("/v7"));
+            cached_header_map(MapType::HttpResponseHeaders, read);
+            assert_eq!(reads.get(), 7);
+        });
+        cached_header_map(MapType::HttpRequestHeaders, read);
+        assert_eq!(reads.get(), 8, "the cache ends with the callback");
+    }
 }

@@ -96,6 +96,10 @@ pub fn response_view() -> ResponseView {
 /// two allocations whatever the number of headers, where the SDK's decoding makes two per
 /// header.
 pub fn header_map(map: MapType) -> Headers {
+    layer::cached_header_map(map, || read_header_map(map))
+}
+
+fn read_header_map(map: MapType) -> Headers {
     #[link(wasm_import_module = "env")]
     extern "C" {
         fn proxy_get_header_map_pairs(map_type: u32, return_data: *mut *mut u8, return_size: *mut usize) -> u32;
@@ -125,8 +129,14 @@ pub fn apply_header_ops(map: MapType, ops: &[HeaderOp]) {
     ops.iter().for_each(|op| apply_header_op(map, op));
 }
 
+/// Removes every value of `name` from a header map.
+pub fn remove_header(map: MapType, name: &str) {
+    apply_header_op(map, &HeaderOp::Remove(name.to_string()));
+}
+
 /// One header operation on the live map: one host call, two for `SetIfAbsent`.
 fn apply_header_op(map: MapType, op: &HeaderOp) {
+    layer::header_map_written(map);
     // Envoy answers Ok for every map operation while the map is available; the SDK panics on
     // anything else, so there is nothing to handle here.
     let _ = match op {
@@ -174,6 +184,7 @@ const HOST_PAIRS_MAX_BYTES: usize = 1 << 20;
 /// One operation whose effect `current` tells (exact when the operations are independent): no
 /// host call for removing a header the map lacks or for adding one it already has.
 fn apply_header_op_known(map: MapType, op: &HeaderOp, current: &Headers) {
+    layer::header_map_written(map);
     let _ = match op {
         HeaderOp::Set(name, value) => hostcalls::set_map_value(map, name, Some(value)),
         HeaderOp::SetIfAbsent(name, value) if !current.contains(name) => hostcalls::add_map_value(map, name, value),
@@ -185,6 +196,7 @@ fn apply_header_op_known(map: MapType, op: &HeaderOp, current: &Headers) {
 
 /// `proxy_set_header_map_pairs` with an encoded map.
 fn set_header_map_pairs(map: MapType, encoded: &[u8]) {
+    layer::header_map_written(map);
     #[link(wasm_import_module = "env")]
     extern "C" {
         fn proxy_set_header_map_pairs(map_type: u32, map_data: *const u8, map_size: usize) -> u32;
