@@ -306,11 +306,9 @@ impl EncryptionHttp {
     }
 
     fn audit(&mut self, decision: AuditDecision, reason: &str, field: Option<&str>, status: Option<u16>) {
-        if self.read != ViewNeeds::ALL {
-            // Audit lines carry the source, the peer and the route: read them now.
-            palisade_glue::complete_request_view(&mut self.request, self.read);
-            self.read = ViewNeeds::ALL;
-        }
+        // Audit lines carry the source, the peer and the route: read what is missing (once).
+        palisade_glue::complete_request_view(&mut self.request, self.read);
+        self.read = ViewNeeds::ALL;
         let principal = self.identity.as_ref().and_then(Identity::principal);
         let mut event = AuditEvent::new(FILTER, decision, reason, &self.request).principal(principal);
         if let Some(field) = field {

@@ -106,8 +106,8 @@ impl Context for Filter {}
 impl Filter {
     /// Counts and logs every violation; sends the reply if one is enforced.
     fn apply(&mut self, findings: &Findings, reply: Option<LocalReply>, request: &mut RequestView) -> Action {
-        if (!findings.shadow.is_empty() || findings.rejection.is_some()) && self.read != ViewNeeds::ALL {
-            // Audit lines carry the source, the peer and the route: read them now.
+        if !findings.shadow.is_empty() || findings.rejection.is_some() {
+            // Audit lines carry the source, the peer and the route: read what is missing (once).
             complete_request_view(request, self.read);
             self.read = ViewNeeds::ALL;
         }
