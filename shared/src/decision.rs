@@ -34,6 +34,16 @@ impl HeaderOp {
             HeaderOp::Remove(name) => headers.remove(name),
         }
     }
+
+    /// The header the operation names.
+    pub fn name(&self) -> &str {
+        match self {
+            HeaderOp::Set(name, _)
+            | HeaderOp::SetIfAbsent(name, _)
+            | HeaderOp::Append(name, _)
+            | HeaderOp::Remove(name) => name,
+        }
+    }
 }
 
 /// Whether no operation's effect depends on an earlier one: no `Set`, `SetIfAbsent` or
@@ -45,18 +55,6 @@ pub fn independent(ops: &[&HeaderOp]) -> bool {
         matches!(op, HeaderOp::Append(..))
             || ops[..i].iter().all(|earlier| !earlier.name().eq_ignore_ascii_case(op.name()))
     })
-}
-
-impl HeaderOp {
-    /// The header the operation names.
-    pub fn name(&self) -> &str {
-        match self {
-            HeaderOp::Set(name, _)
-            | HeaderOp::SetIfAbsent(name, _)
-            | HeaderOp::Append(name, _)
-            | HeaderOp::Remove(name) => name,
-        }
-    }
 }
 
 /// A reply the proxy sends instead of forwarding the request.

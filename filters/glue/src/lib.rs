@@ -8,7 +8,7 @@
 use palisade_core::audit::AuditEvent;
 use palisade_core::config::ConfigError;
 use palisade_core::decision::{HeaderOp, LocalReply};
-use palisade_core::http::{parse_socket_ip, Headers, RequestView, ResponseView};
+use palisade_core::http::{encode_pairs, parse_socket_ip, Headers, RequestView, ResponseView};
 use palisade_core::identity::{Identity, FILTER_STATE_PROPERTY};
 use proxy_wasm::hostcalls;
 use proxy_wasm::types::{LogLevel, MapType, MetricType};
@@ -229,7 +229,7 @@ fn send_local_response(status: u16, details: &str, body: Option<&[u8]>, headers:
             grpc_status: i32,
         ) -> u32;
     }
-    let serialized = serialize_pairs(headers);
+    let serialized = encode_pairs(headers.iter().copied());
     let body = body.unwrap_or_default();
     // SAFETY: every pointer is valid for its length for the duration of the call; the host
     // copies the data before returning.
@@ -250,24 +250,6 @@ fn send_local_response(status: u16, details: &str, body: Option<&[u8]>, headers:
     } else {
         Err(())
     }
-}
-
-/// proxy-wasm's map encoding: count, then (key length, value length) pairs, then the
-/// NUL-terminated keys and values.
-fn serialize_pairs(pairs: &[(&str, &str)]) -> Vec<u8> {
-    let mut out = Vec::new();
-    out.extend_from_slice(&(pairs.len() as u32).to_le_bytes());
-    for (key, value) in pairs {
-        out.extend_from_slice(&(key.len() as u32).to_le_bytes());
-        out.extend_from_slice(&(value.len() as u32).to_le_bytes());
-    }
-    for (key, value) in pairs {
-        out.extend_from_slice(key.as_bytes());
-        out.push(0);
-        out.extend_from_slice(value.as_bytes());
-        out.push(0);
-    }
-    out
 }
 
 /// The caller's identity left in filter state by an authentication filter.
