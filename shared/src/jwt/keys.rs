@@ -155,7 +155,8 @@ impl Algorithm {
 /// RSA keys use the `rsa` crate's arithmetic directly: its Montgomery arithmetic is several
 /// times faster in wasm than jwt-simple's RSA backend. RSASSA-PKCS1-v1_5 goes through
 /// [`super::rsa_pkcs1`] (the public exponent's fast path), RSASSA-PSS (salt as long as the hash,
-/// RFC 7518 §3.5) through the crate's verifier. The other families verify through jwt-simple.
+/// RFC 7518 §3.5) through the crate's verifier. ES256 goes through [`super::es256`]; the other
+/// families verify through jwt-simple.
 #[derive(Debug, Clone)]
 pub enum VerifyingKey {
     /// RS256.
@@ -178,7 +179,7 @@ pub enum VerifyingKey {
     Ps512(pss::VerifyingKey<RsaSha512>),
     /// ES256.
     #[cfg(feature = "jwt-ec")]
-    Es256(ES256PublicKey),
+    Es256(super::es256::PublicKey),
     /// ES384.
     #[cfg(feature = "jwt-ec")]
     Es384(ES384PublicKey),
@@ -401,14 +402,17 @@ fn jwk_keys(jwk: &Jwk, allowed: &[Algorithm], origin: KeyOrigin) -> Result<Vec<K
             if x.len() != size || y.len() != size {
                 return Err("x and y must be the curve's coordinate size");
             }
-            let mut point = Vec::with_capacity(1 + 2 * size);
-            point.push(4);
-            point.extend_from_slice(&x);
-            point.extend_from_slice(&y);
-            let key = if kind == KeyKind::P256 {
-                VerifyingKey::Es256(ES256PublicKey::from_bytes(&point).map_err(|_| "not a point on P-256")?)
-            } else {
-                VerifyingKey::Es384(ES384PublicKey::from_bytes(&point).map_err(|_| "not a point on P-384")?)
+            let key = match (<[u8; 32]>::try_from(x.as_slice()), <[u8; 32]>::try_from(y.as_slice())) {
+                (Ok(x), Ok(y)) if kind == KeyKind::P256 => VerifyingKey::Es256(
+                    super::es256::PublicKey::from_coordinates(&x, &y).ok_or("not a point on P-256")?,
+                ),
+                _ => {
+                    let mut point = Vec::with_capacity(1 + 2 * size);
+                    point.push(4);
+                    point.extend_from_slice(&x);
+                    point.extend_from_slice(&y);
+                    VerifyingKey::Es384(ES384PublicKey::from_bytes(&point).map_err(|_| "not a point on P-384")?)
+                }
             };
             Ok(algs.into_iter().map(|alg| entry(alg, key.clone())).collect())
         }

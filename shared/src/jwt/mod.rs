@@ -25,6 +25,8 @@ compile_error!("the jwt layer needs at least one algorithm family: jwt-rsa, jwt-
 pub mod api_key;
 pub mod cache;
 pub mod config;
+#[cfg(feature = "jwt-ec")]
+pub mod es256;
 pub mod extract;
 pub mod failure;
 pub mod keys;

@@ -268,7 +268,7 @@ fn verify_with(key: &VerifyingKey, token: &str, options: &VerificationOptions) -
         #[cfg(feature = "jwt-rsa")]
         VerifyingKey::Ps512(k) => verify_pss(k, token),
         #[cfg(feature = "jwt-ec")]
-        VerifyingKey::Es256(k) => simple(k.verify_token::<NoCustomClaims>(token, Some(options.clone()))),
+        VerifyingKey::Es256(k) => verify_es256(k, token),
         #[cfg(feature = "jwt-ec")]
         VerifyingKey::Es384(k) => simple(k.verify_token::<NoCustomClaims>(token, Some(options.clone()))),
         #[cfg(feature = "jwt-eddsa")]
@@ -296,7 +296,7 @@ fn simple(result: Result<JWTClaims<NoCustomClaims>, jwt_simple::Error>) -> Resul
 
 /// Splits a JWS into its signing input (header and payload, RFC 7515 §5.2) and its decoded
 /// signature.
-#[cfg(feature = "jwt-rsa")]
+#[cfg(any(feature = "jwt-rsa", feature = "jwt-ec"))]
 fn signing_input(token: &str) -> Result<(&str, Vec<u8>), Failure> {
     let (input, signature) = token.rsplit_once('.').ok_or(Failure::Malformed)?;
     let signature = URL_SAFE_NO_PAD.decode(signature).map_err(|_| Failure::Malformed)?;
@@ -309,6 +309,16 @@ fn signing_input(token: &str) -> Result<(&str, Vec<u8>), Failure> {
 fn verify_pkcs1<H: super::rsa_pkcs1::Pkcs1Hash>(key: &rsa::PublicKey, token: &str) -> Result<(), Failure> {
     let (input, signature) = signing_input(token)?;
     match super::rsa_pkcs1::verify::<H>(key, input.as_bytes(), &signature) {
+        true => Ok(()),
+        false => Err(Failure::BadSignature),
+    }
+}
+
+/// Checks an ES256 signature over the signing input, as [`verify_pkcs1`] does.
+#[cfg(feature = "jwt-ec")]
+fn verify_es256(key: &super::es256::PublicKey, token: &str) -> Result<(), Failure> {
+    let (input, signature) = signing_input(token)?;
+    match key.verify(input.as_bytes(), &signature) {
         true => Ok(()),
         false => Err(Failure::BadSignature),
     }
