@@ -318,8 +318,11 @@ impl Counter {
         self.add(1);
     }
 
-    /// Adds `n`.
+    /// Adds `n`; adding zero makes no host call.
     pub fn add(self, n: u64) {
+        if n == 0 {
+            return;
+        }
         if let Some(id) = self.0 {
             let _ = hostcalls::increment_metric(id, i64::try_from(n).unwrap_or(i64::MAX));
         }

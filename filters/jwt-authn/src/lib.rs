@@ -106,13 +106,8 @@ impl Shared {
             let mut cache = self.cache.borrow_mut();
             self.policy.authenticate(request, now_ms / 1000, &mut *keys, &mut *cache)
         };
-        // A count of zero would still be a host call.
-        if decision.cache_hits > 0 {
-            self.metrics.cache_hits.add(u64::from(decision.cache_hits));
-        }
-        if decision.cache_misses > 0 {
-            self.metrics.cache_misses.add(u64::from(decision.cache_misses));
-        }
+        self.metrics.cache_hits.add(u64::from(decision.cache_hits));
+        self.metrics.cache_misses.add(u64::from(decision.cache_misses));
         for provider in &decision.kid_misses {
             store::request_kid_miss_refetch(provider, now_ms);
         }

@@ -83,9 +83,7 @@ impl Metrics {
             Counted::FailedOpen => self.failed_open.inc(),
             Counted::FailedClosed => self.failed_closed.inc(),
         }
-        if metrics.cas_retries > 0 {
-            self.cas_retries.add(u64::from(metrics.cas_retries));
-        }
+        self.cas_retries.add(u64::from(metrics.cas_retries));
         if metrics.cas_exhausted {
             self.cas_exhausted.inc();
         }
@@ -95,9 +93,7 @@ impl Metrics {
         if metrics.store_error {
             self.store_errors.inc();
         }
-        if metrics.refunds_lost > 0 {
-            self.refunds_lost.add(u64::from(metrics.refunds_lost));
-        }
+        self.refunds_lost.add(u64::from(metrics.refunds_lost));
     }
 }
 
