@@ -402,17 +402,17 @@ fn jwk_keys(jwk: &Jwk, allowed: &[Algorithm], origin: KeyOrigin) -> Result<Vec<K
             if x.len() != size || y.len() != size {
                 return Err("x and y must be the curve's coordinate size");
             }
-            let key = match (<[u8; 32]>::try_from(x.as_slice()), <[u8; 32]>::try_from(y.as_slice())) {
-                (Ok(x), Ok(y)) if kind == KeyKind::P256 => VerifyingKey::Es256(
-                    super::es256::PublicKey::from_coordinates(&x, &y).ok_or("not a point on P-256")?,
-                ),
-                _ => {
-                    let mut point = Vec::with_capacity(1 + 2 * size);
-                    point.push(4);
-                    point.extend_from_slice(&x);
-                    point.extend_from_slice(&y);
-                    VerifyingKey::Es384(ES384PublicKey::from_bytes(&point).map_err(|_| "not a point on P-384")?)
-                }
+            let key = if kind == KeyKind::P256 {
+                let (Ok(x), Ok(y)) = (<[u8; 32]>::try_from(x.as_slice()), <[u8; 32]>::try_from(y.as_slice())) else {
+                    return Err("x and y must be the curve's coordinate size");
+                };
+                VerifyingKey::Es256(super::es256::PublicKey::from_coordinates(&x, &y).ok_or("not a point on P-256")?)
+            } else {
+                let mut point = Vec::with_capacity(1 + 2 * size);
+                point.push(4);
+                point.extend_from_slice(&x);
+                point.extend_from_slice(&y);
+                VerifyingKey::Es384(ES384PublicKey::from_bytes(&point).map_err(|_| "not a point on P-384")?)
             };
             Ok(algs.into_iter().map(|alg| entry(alg, key.clone())).collect())
         }
