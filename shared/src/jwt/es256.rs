@@ -231,7 +231,12 @@ impl Jacobian {
 
 /// P, 3P, 5P, ..., (2^(w-1) - 1)P in affine coordinates, for wNAF digits of width w.
 #[derive(Clone)]
-struct OddMultiples(Vec<Affine>);
+struct OddMultiples {
+    points: Vec<Affine>,
+    /// w: the scalars multiplied with this table are recoded with it, so every digit has
+    /// its entry.
+    window: u32,
+}
 
 impl OddMultiples {
     fn new(p: &Affine, window: u32) -> OddMultiples {
@@ -244,12 +249,12 @@ impl OddMultiples {
             let next = jacobian[i - 1].add_affine(&two_p);
             jacobian.push(next);
         }
-        OddMultiples(to_affine(&jacobian))
+        OddMultiples { points: to_affine(&jacobian), window }
     }
 
     /// The table entry for an odd non-zero wNAF digit.
     fn get(&self, digit: i8) -> Affine {
-        let point = self.0[(digit.unsigned_abs() / 2) as usize];
+        let point = self.points[(digit.unsigned_abs() / 2) as usize];
         match digit < 0 {
             true => point.negate(),
             false => point,
@@ -389,8 +394,8 @@ fn nonzero_scalar(bytes: &[u8; 32]) -> Option<Scalar> {
 
 /// a·A + b·B by interleaved wNAF over the two tables.
 fn double_mul(a: &[u8; 32], a_table: &OddMultiples, b: &[u8; 32], b_table: &OddMultiples) -> Jacobian {
-    let a_digits = wnaf(a, G_WINDOW);
-    let b_digits = wnaf(b, KEY_WINDOW);
+    let a_digits = wnaf(a, a_table.window);
+    let b_digits = wnaf(b, b_table.window);
     let top = (0..257).rev().find(|&i| a_digits[i] != 0 || b_digits[i] != 0);
     let mut acc = Jacobian::INFINITY;
     for i in (0..=top.unwrap_or(0)).rev() {
