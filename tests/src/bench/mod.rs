@@ -9,11 +9,13 @@
 //! cases alike; figures are medians over rounds, relative to the baseline of the same round.
 //!
 //! - [`cases`]: the cases and their configs; [`tokens`]: keys and JWTs; [`load`]: Envoy + wrk +
-//!   `/proc`; [`fuel`]: the wasmtime part; [`report`]: medians, tables, targets.
+//!   `/proc`; [`memory`]: one worker against three, to split a filter's RSS; [`fuel`]: the
+//!   wasmtime part; [`report`]: medians, tables, targets.
 
 pub mod cases;
 pub mod fuel;
 pub mod load;
+pub mod memory;
 pub mod report;
 pub mod tokens;
 
@@ -25,7 +27,7 @@ use anyhow::{bail, Context as _, Result};
 
 use cases::{Case, Inputs, BASELINE, BASELINE_POST, TRIVIAL};
 use load::Load;
-use report::Results;
+use report::{MemoryResults, Results};
 
 /// Which parts run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -135,11 +137,13 @@ pub fn run(options: &Options) -> Result<()> {
     eprintln!("keys and tokens minted in {:.1} s", minted.elapsed().as_secs_f64());
 
     let per_run = options.load.warmup + options.load.duration + START_STOP_SECS;
-    let estimate =
-        if envoy { cases.len() as u32 * options.rounds as u32 * per_run } else { 0 } + if fuel { FUEL_SECS } else { 0 };
+    let memory_runs = if envoy { memory_cases(&cases).len() as u32 * options.rounds as u32 * 2 } else { 0 };
+    let estimate = if envoy { cases.len() as u32 * options.rounds as u32 * per_run } else { 0 }
+        + memory_runs * START_STOP_SECS
+        + if fuel { FUEL_SECS } else { 0 };
     println!(
-        "bench: {} cases x {} rounds x ({} s warm-up + {} s measured + ~{START_STOP_SECS} s start/stop){}: \
-         estimated {}m{:02}s",
+        "bench: {} cases x {} rounds x ({} s warm-up + {} s measured + ~{START_STOP_SECS} s start/stop) \
+         + {memory_runs} memory starts{}: estimated {}m{:02}s",
         cases.len(),
         options.rounds,
         options.load.warmup,
@@ -158,10 +162,17 @@ pub fn run(options: &Options) -> Result<()> {
         }
         let results = run_rounds(&cases, options)?;
         let summaries = report::summarize(&cases, &results);
+        let memory_cases = memory_cases(&cases);
+        let memory = report::memory_rows(&memory_cases, &run_memory(&memory_cases, options.rounds));
         let table = report::envoy_table(&summaries, options.load.connections);
-        let targets = report::targets_table(&summaries, &dist);
-        println!("\n{table}\n### Targets\n\n{targets}");
-        envoy_md = format!("{}\n{table}\n### Targets (issue #9 and the filters' issues)\n\n{targets}", method(options));
+        let memory_table = report::memory_table(&memory);
+        let targets = report::targets_table(&summaries, &memory, &dist);
+        println!("\n{table}\n### Memory\n\n{memory_table}\n### Targets\n\n{targets}");
+        envoy_md = format!(
+            "{}\n{table}\n{}\n{memory_table}\n### Targets (issue #9 and the filters' issues)\n\n{targets}",
+            method(options),
+            memory_method()
+        );
     }
     let mut fuel_md = String::new();
     if fuel {
@@ -273,6 +284,84 @@ fn run_rounds(cases: &[Case], options: &Options) -> Result<Results> {
     Ok(results)
 }
 
+/// The baselines and the first case of each set of wasm modules (the memory part measures each
+/// set once).
+fn memory_cases(cases: &[Case]) -> Vec<Case> {
+    let mut seen: Vec<Vec<&str>> = Vec::new();
+    let mut out = Vec::new();
+    for case in cases {
+        let set: Vec<&str> = case
+            .filters
+            .iter()
+            .filter_map(|f| match f {
+                cases::Filter::Wasm { file, .. } => Some(file.as_str()),
+                cases::Filter::Native { .. } => None,
+            })
+            .collect();
+        let baseline = [BASELINE, BASELINE_POST].contains(&case.name.as_str());
+        let wasm_only = !set.is_empty() && set.len() == case.filters.len();
+        if baseline || (wasm_only && !seen.contains(&set)) {
+            seen.push(set);
+            out.push(case.clone());
+        }
+    }
+    out
+}
+
+/// Each memory case once per round (rounds interleave as in the load part); a failed start is
+/// reported and leaves the case out of that round.
+fn run_memory(cases: &[Case], rounds: usize) -> MemoryResults {
+    let started = Instant::now();
+    let mut results = MemoryResults::new();
+    for round in 0..rounds {
+        for case in cases {
+            let measured = match memory::measure(case) {
+                Ok(pair) => {
+                    println!(
+                        "memory {}/{rounds} {:<40} 1 worker: RSS {:>6.1} MiB, live {:>6.1} MiB; {} workers: RSS {:>6.1} MiB, \
+                         live {:>6.1} MiB",
+                        round + 1,
+                        case.name,
+                        memory::rss(&pair.one) / 1024.0,
+                        memory::live(&pair.one) / 1024.0,
+                        memory::WORKERS,
+                        memory::rss(&pair.many) / 1024.0,
+                        memory::live(&pair.many) / 1024.0,
+                    );
+                    Some(pair)
+                }
+                Err(e) => {
+                    println!("memory {}/{rounds} {}: FAILED: {e:#}", round + 1, case.name);
+                    None
+                }
+            };
+            let entry = results.entry(case.name.clone()).or_default();
+            entry.resize(round, None);
+            entry.push(measured);
+        }
+    }
+    eprintln!("memory part took {:.0} s", started.elapsed().as_secs_f64());
+    results
+}
+
+fn memory_method() -> String {
+    format!(
+        "## Memory: one more VM, and loading a module\n\n\
+         The RSS column above, with one worker, holds two costs. Envoy's V8 runs with Liftoff off \
+         (proxy-wasm-cpp-host's `src/v8/v8.cc`), so each module is compiled whole by TurboFan when it \
+         loads, once per filter and process: the code stays, and Envoy's allocator (tcmalloc) keeps much \
+         of the compiler's freed memory; the first wasm filter also starts V8. Each worker then holds one \
+         VM per filter. To split them, every case below ran on an Envoy with one worker and on one with \
+         {workers}, each sent the case's first request {requests} times on new connections, then read \
+         `VmRSS` and the live heap (tcmalloc `allocated`, admin `/memory`). **One more VM** = what the \
+         {more} further workers added, minus what they add with no filter, per worker and wasm filter. \
+         Medians over rounds.\n",
+        workers = memory::WORKERS,
+        requests = memory::REQUESTS,
+        more = memory::WORKERS - 1,
+    )
+}
+
 fn header(options: &Options) -> String {
     let read = |path: &str| std::fs::read_to_string(path).unwrap_or_default();
     let cpu = read("/proc/cpuinfo")
@@ -332,8 +421,7 @@ fn method(options: &Options) -> String {
          descriptor, a bucket per value, `max_dynamic_descriptors: 20000`).\n\
          - POST cases end with Envoy's `buffer` filter before the router (baseline included): otherwise the \
          direct response precedes the body and Envoy closes every connection.\n\
-         - RSS per filter VM: with one worker Envoy holds about two VMs per filter (main thread and \
-         worker), so the per-VM figure is at most the one shown.\n",
+         - RSS: with one worker, a filter's RSS includes loading its module (next section).\n",
         envoy_core = load::ENVOY_CORE,
         wrk_core = load::WRK_CORE,
         connections = options.load.connections,
