@@ -65,3 +65,37 @@ fn crossings_count_host_calls_and_callbacks_of_each_request() {
     assert!(headers_host > 2, "{headers_host} host calls");
     assert_eq!(headers_guest, trivial_guest + 2, "two allocations for the two header maps");
 }
+
+#[test]
+fn the_trivial_filter_reads_the_header_map_once_when_configured_to() {
+    let host = Host::new();
+    // (fuel, host calls, guest calls) of the second of two identical requests.
+    let measure = |config: &str| {
+        let plugin = host.plugin("trivial").config(config).fuel(true).load().unwrap();
+        let mut last = (0, 0, 0);
+        for _ in 0..2 {
+            let (fuel, crossings) = (plugin.fuel_consumed().unwrap(), plugin.crossings());
+            let mut exchange = plugin.send(Request::get("/x").header("x-a", "1").header("x-b", "2"));
+            assert_eq!(exchange.verdict(), Verdict::Forwarded);
+            exchange.respond(Response::ok()).unwrap();
+            drop(exchange);
+            let after = plugin.crossings();
+            last = (
+                plugin.fuel_consumed().unwrap() - fuel,
+                after.host_calls - crossings.host_calls,
+                after.guest_calls - crossings.guest_calls,
+            );
+        }
+        last
+    };
+    let nothing = measure("{}");
+    let decoded = measure("read_request_headers");
+    let bytes = measure("read_request_header_bytes");
+    assert_eq!(nothing.1, 0, "{nothing:?}");
+    for read in [decoded, bytes] {
+        // One proxy_get_header_map_pairs, and the host's call into the allocator for its buffer.
+        assert_eq!((read.1, read.2), (1, nothing.2 + 1), "{read:?} vs {nothing:?}");
+    }
+    // The SDK's String per name and value costs instructions that the bytes alone do not.
+    assert!(decoded.0 > bytes.0 && bytes.0 > nothing.0, "{decoded:?} {bytes:?} {nothing:?}");
+}

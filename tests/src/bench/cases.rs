@@ -16,9 +16,12 @@ pub const BASELINE: &str = "no filter";
 pub const BASELINE_POST: &str = "no filter, POST 4 KiB";
 /// Name of the trivial wasm filter case.
 pub const TRIVIAL: &str = "trivial wasm";
-/// The trivial filter reading the request headers once: the floor of any filter that looks at
-/// a header.
-pub const TRIVIAL_HEADERS: &str = "trivial wasm + one header map read";
+/// The trivial filter reading the request headers once through the SDK, which decodes a
+/// `String` per name and value.
+pub const TRIVIAL_HEADERS: &str = "trivial wasm + one header map read, SDK-decoded";
+/// The trivial filter reading the request's header map bytes once, as Palisade's glue does: the
+/// floor of any Palisade filter that looks at a header.
+pub const TRIVIAL_HEADER_BYTES: &str = "trivial wasm + one header map read, bytes";
 /// The six filters chained, on the common GET with a cached JWT (no body).
 pub const CHAIN_GET: &str = "six filters chained, GET cached JWT";
 /// The six filters chained, on the 4 KiB JSON POST with a cached JWT.
@@ -631,6 +634,12 @@ pub fn all(inputs: &Inputs, bundle: bool) -> Result<Vec<Case>> {
         Case::new(BASELINE_POST, BASELINE_POST, vec![], api_post()),
         Case::new(TRIVIAL, BASELINE, vec![Filter::wasm("trivial", "{}".into())], api_get()),
         Case::new(TRIVIAL_HEADERS, BASELINE, vec![Filter::wasm("trivial", "read_request_headers".into())], api_get()),
+        Case::new(
+            TRIVIAL_HEADER_BYTES,
+            BASELINE,
+            vec![Filter::wasm("trivial", "read_request_header_bytes".into())],
+            api_get(),
+        ),
         Case::new(
             "security-headers",
             BASELINE,
