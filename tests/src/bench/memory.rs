@@ -5,8 +5,8 @@
 //! does much of the compiler's freed memory, kept by Envoy's allocator (tcmalloc).
 //!
 //! To tell them apart, each case's Envoy is started twice, with one worker and with
-//! [`WORKERS`], and sent the case's first request [`REQUESTS`] times (new connections, so every
-//! worker serves some); then its RSS (`VmRSS`) and live heap (tcmalloc's `allocated`, admin
+//! [`WORKERS`], and sent the case's first request [`REQUESTS`] times (new connections, so the
+//! workers share them); then its RSS (`VmRSS`) and live heap (tcmalloc's `allocated`, admin
 //! `/memory`) are read. Each further worker holds one more VM of every wasm filter and compiles
 //! nothing, so the difference between the two, beyond what the same workers add without a filter,
 //! is the memory of one more VM.
@@ -17,8 +17,9 @@ use super::cases::Case;
 use super::load::{envoy_config, first_request, rss_kib};
 use crate::e2e::Envoy;
 
-/// Workers of the second start.
-pub const WORKERS: u32 = 3;
+/// Workers of the second start: four more VMs per filter than the first, so that RSS's noise
+/// between two Envoy processes (about a MiB) is shared by four.
+pub const WORKERS: u32 = 5;
 /// Requests sent before reading.
 pub const REQUESTS: usize = 30;
 
