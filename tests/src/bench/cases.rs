@@ -198,7 +198,19 @@ impl Case {
 
     /// Number of wasm filters (each one VM per worker).
     pub fn wasm_filters(&self) -> usize {
-        self.filters.iter().filter(|f| matches!(f, Filter::Wasm { .. })).count()
+        self.wasm_files().len()
+    }
+
+    /// The `.wasm` files of its wasm filters, in order (cases with the same list load the same
+    /// modules).
+    pub fn wasm_files(&self) -> Vec<&str> {
+        self.filters
+            .iter()
+            .filter_map(|f| match f {
+                Filter::Wasm { file, .. } => Some(file.as_str()),
+                Filter::Native { .. } => None,
+            })
+            .collect()
     }
 }
 

@@ -9,7 +9,7 @@
 //! cases alike; figures are medians over rounds, relative to the baseline of the same round.
 //!
 //! - [`cases`]: the cases and their configs; [`tokens`]: keys and JWTs; [`load`]: Envoy + wrk +
-//!   `/proc`; [`memory`]: one worker against three, to split a filter's RSS; [`fuel`]: the
+//!   `/proc`; [`memory`]: one worker against five, to split a filter's RSS; [`fuel`]: the
 //!   wasmtime part; [`report`]: medians, tables, targets.
 
 pub mod cases;
@@ -290,14 +290,7 @@ fn memory_cases(cases: &[Case]) -> Vec<Case> {
     let mut seen: Vec<Vec<&str>> = Vec::new();
     let mut out = Vec::new();
     for case in cases {
-        let set: Vec<&str> = case
-            .filters
-            .iter()
-            .filter_map(|f| match f {
-                cases::Filter::Wasm { file, .. } => Some(file.as_str()),
-                cases::Filter::Native { .. } => None,
-            })
-            .collect();
+        let set = case.wasm_files();
         let baseline = [BASELINE, BASELINE_POST].contains(&case.name.as_str());
         let wasm_only = !set.is_empty() && set.len() == case.filters.len();
         if baseline || (wasm_only && !seen.contains(&set)) {

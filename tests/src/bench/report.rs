@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::Path;
 
-use super::cases::{Case, Filter, BASELINE, BASELINE_POST, BUNDLE_GET, BUNDLE_POST, TRIVIAL};
+use super::cases::{Case, BASELINE, BASELINE_POST, BUNDLE_GET, BUNDLE_POST, TRIVIAL};
 use super::fuel::FuelRow;
 use super::load::Sample;
 use super::memory::{self, Pair};
@@ -155,15 +155,7 @@ pub fn summarize(cases: &[Case], results: &Results) -> Vec<Summary> {
             non_2xx: pairs.iter().map(|(s, _)| s.non_2xx).sum(),
             socket_errors: pairs.iter().map(|(s, _)| s.socket_errors).sum(),
             wasm_filters: case.wasm_filters(),
-            wasm_set: case
-                .filters
-                .iter()
-                .filter_map(|f| match f {
-                    Filter::Wasm { file, .. } => Some(file.as_str()),
-                    Filter::Native { .. } => None,
-                })
-                .collect::<Vec<_>>()
-                .join("+"),
+            wasm_set: case.wasm_files().join("+"),
             connections: pairs.iter().map(|(s, _)| s.connections).max().unwrap_or(0),
         });
     }
