@@ -15,6 +15,13 @@ pub type Results = BTreeMap<String, Vec<Option<Sample>>>;
 /// Memory footprints of a case, one per round (`None`: that start failed).
 pub type MemoryResults = BTreeMap<String, Vec<Option<Pair>>>;
 
+/// A case's rounds, each paired with its baseline's of the same round; rounds where either
+/// failed are left out.
+fn with_baseline<'a, T>(results: &'a BTreeMap<String, Vec<Option<T>>>, case: &Case) -> Vec<(&'a T, &'a T)> {
+    let (Some(own), Some(base)) = (results.get(&case.name), results.get(case.baseline)) else { return Vec::new() };
+    own.iter().zip(base).filter_map(|(c, b)| Some((c.as_ref()?, b.as_ref()?))).collect()
+}
+
 /// One case's memory, medians over rounds (see [`memory`]).
 #[derive(Debug, Clone)]
 pub struct MemoryRow {
@@ -36,18 +43,13 @@ pub struct MemoryRow {
 pub fn memory_rows(cases: &[Case], results: &MemoryResults) -> Vec<MemoryRow> {
     let mut rows = Vec::new();
     for case in cases {
-        let (Some(own), Some(base)) = (results.get(&case.name), results.get(case.baseline)) else { continue };
-        if case.wasm_filters() == 0 {
-            continue;
-        }
-        let pairs: Vec<(&Pair, &Pair)> =
-            own.iter().zip(base).filter_map(|(c, b)| Some((c.as_ref()?, b.as_ref()?))).collect();
-        if pairs.is_empty() {
+        let n = case.wasm_filters();
+        let pairs = with_baseline(results, case);
+        if n == 0 || pairs.is_empty() {
             continue;
         }
         let each = |f: &dyn Fn(&Pair, &Pair) -> f64| pairs.iter().map(|(c, b)| f(c, b)).collect::<Vec<_>>();
         let mib = |f: &dyn Fn(&Pair, &Pair) -> f64| median(&each(f));
-        let n = case.wasm_filters();
         let vm_rss = each(&|c, b| memory::per_worker_vm(c, b, n, memory::rss));
         let (lo, hi) = min_max(&vm_rss);
         rows.push(MemoryRow {
@@ -132,9 +134,7 @@ fn min_max(values: &[f64]) -> (f64, f64) {
 pub fn summarize(cases: &[Case], results: &Results) -> Vec<Summary> {
     let mut out = Vec::new();
     for case in cases {
-        let (Some(own), Some(base)) = (results.get(&case.name), results.get(case.baseline)) else { continue };
-        let pairs: Vec<(&Sample, &Sample)> =
-            own.iter().zip(base).filter_map(|(s, b)| Some((s.as_ref()?, b.as_ref()?))).collect();
+        let pairs = with_baseline(results, case);
         if pairs.is_empty() {
             continue;
         }
