@@ -70,7 +70,7 @@ impl Detector {
     /// Whether the detector fires on a decoded value.
     pub fn detects(self, value: &str) -> bool {
         match self {
-            Detector::Sqli => !is_plain_word(value) && libinjectionrs::detect_sqli(value.as_bytes()).is_injection(),
+            Detector::Sqli => !is_plain_word(value) && libinjectionrs::is_sqli(value.as_bytes()),
             Detector::Xss => may_be_markup(value) && libinjectionrs::detect_xss(value.as_bytes()).is_injection(),
             Detector::PathTraversal => has_traversal(value),
             Detector::Crlf => value.contains(['\r', '\n']),
@@ -115,7 +115,7 @@ pub(super) fn may_be_markup(value: &str) -> bool {
 /// Builds libinjection's keyword index (built on first use, about 1.5 M instructions) at
 /// configuration time rather than in the first request.
 pub(super) fn warm_up() {
-    let _ = libinjectionrs::detect_sqli(b"1 union select 1");
+    let _ = libinjectionrs::is_sqli(b"1 union select 1");
 }
 
 fn place(location: Location) -> Place {

@@ -126,6 +126,7 @@ fn fragment_corpus(count: usize) -> Vec<String> {
 /// One line per verdict: SQLi (S or -), its fingerprint, XSS (X or -).
 fn verdict(input: &str) -> String {
     let sqli = libinjectionrs::detect_sqli(input.as_bytes());
+    assert_eq!(libinjectionrs::is_sqli(input.as_bytes()), sqli.is_injection(), "is_sqli on {input:?}");
     let xss = libinjectionrs::detect_xss(input.as_bytes()).is_injection();
     let fingerprint = sqli.fingerprint.as_ref().map(|f| f.as_str().to_string()).unwrap_or_default();
     format!("{} {fingerprint} {}", if sqli.is_injection() { 'S' } else { '-' }, if xss { 'X' } else { '-' })

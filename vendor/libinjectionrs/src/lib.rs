@@ -200,6 +200,13 @@ pub fn detect_sqli_with_flags(input: &[u8], flags: SqliFlags) -> DetectionResult
     }
 }
 
+/// Whether `input` is SQL injection: exactly `detect_sqli(input).is_injection()`, without
+/// the fingerprint `detect_sqli` also returns, which costs a second tokenize-and-fold of the
+/// input (Palisade patch, see PALISADE-PATCH.md).
+pub fn is_sqli(input: &[u8]) -> bool {
+    SqliState::new(input, SqliFlags::FLAG_NONE).detect()
+}
+
 /// Detects Cross-Site Scripting (XSS) in the given input.
 ///
 /// This function analyzes the input for XSS vectors by parsing it in multiple

@@ -9628,16 +9628,22 @@ use crate::sqli::TokenType;
 // String per word and no longer binary-searches 9,352 strings with a memcmp per step (the
 // two were over half of detect_sqli's time). Same table, same exact-match answers.
 pub fn lookup_word(word: &str) -> TokenType {
-    let bytes = word.as_bytes();
-    let mut buf = [0u8; MAX_WORD_LEN];
+    lookup_word_bytes(word.as_bytes())
+}
+
+/// [`lookup_word`] on bytes: callers holding a byte slice need no UTF-8 check first (every
+/// entry is ASCII, so bytes that are not UTF-8 match none, as before).
+pub fn lookup_word_bytes(bytes: &[u8]) -> TokenType {
+    let mut buf = [0u8; PADDED_LEN];
     // A word longer than every entry matches none.
-    let Some(upper) = buf.get_mut(..bytes.len()) else {
+    if bytes.len() > MAX_WORD_LEN {
         return TokenType::Bareword;
-    };
+    }
+    let upper = &mut buf[..bytes.len()];
     upper.copy_from_slice(bytes);
     upper.make_ascii_uppercase();
 
-    if let Some(token_type) = find_keyword(upper) {
+    if let Some(token_type) = find_keyword(&buf, bytes.len()) {
         match token_type {
             b'k' => TokenType::Keyword,
             b'f' => TokenType::Function,
@@ -9672,52 +9678,75 @@ const MAX_WORD_LEN: usize = {
     max
 };
 
-/// The token type of an upper-case word, from a hash index of SQL_KEYWORDS built on first use.
+/// A word's buffer: MAX_WORD_LEN rounded up to whole 64-bit words, zero-padded.
+const PADDED_LEN: usize = MAX_WORD_LEN.div_ceil(8) * 8;
+
+/// The index has 2^INDEX_BITS slots, at least twice the entries, so probe runs stay short.
 #[cfg(feature = "std")]
-fn find_keyword(upper: &[u8]) -> Option<u8> {
-    use std::collections::HashMap;
-    use std::hash::BuildHasherDefault;
+const INDEX_BITS: u32 = (SQL_KEYWORDS.len() * 2).next_power_of_two().trailing_zeros();
+
+/// An empty slot (SQL_KEYWORDS has fewer entries than this).
+#[cfg(feature = "std")]
+const EMPTY: u16 = u16::MAX;
+
+/// The index slot of a zero-padded, upper-case word of `len` bytes: FNV-1a's multiply over
+/// 64-bit words, the slot taken from the high bits (which depend on every input bit).
+#[cfg(feature = "std")]
+#[inline]
+fn slot(padded: &[u8; PADDED_LEN], len: usize) -> usize {
+    const PRIME: u64 = 0x0000_0100_0000_01b3;
+    let mut hash = 0xcbf2_9ce4_8422_2325 ^ len as u64;
+    for chunk in padded.chunks_exact(8).take(len.div_ceil(8)) {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        hash = (hash ^ u64::from_le_bytes(word)).wrapping_mul(PRIME);
+        hash ^= hash >> 29;
+    }
+    (hash.wrapping_mul(0x9e37_79b9_7f4a_7c15) >> (64 - INDEX_BITS)) as usize
+}
+
+/// The token type of a zero-padded, upper-case word, from an open-addressing index of
+/// SQL_KEYWORDS (linear probing) built on first use.
+#[cfg(feature = "std")]
+fn find_keyword(padded: &[u8; PADDED_LEN], len: usize) -> Option<u8> {
     use std::sync::OnceLock;
 
-    static INDEX: OnceLock<HashMap<&'static [u8], u8, BuildHasherDefault<Fnv1a>>> = OnceLock::new();
-    INDEX
-        .get_or_init(|| SQL_KEYWORDS.iter().map(|k| (k.word.as_bytes(), k.token_type)).collect())
-        .get(upper)
-        .copied()
+    static INDEX: OnceLock<Vec<u16>> = OnceLock::new();
+    let index = INDEX.get_or_init(|| {
+        let mut index = vec![EMPTY; 1 << INDEX_BITS];
+        for (i, keyword) in SQL_KEYWORDS.iter().enumerate() {
+            let word = keyword.word.as_bytes();
+            let mut padded = [0u8; PADDED_LEN];
+            padded[..word.len()].copy_from_slice(word);
+            let mut at = slot(&padded, word.len());
+            while index[at] != EMPTY {
+                at = (at + 1) & ((1 << INDEX_BITS) - 1);
+            }
+            index[at] = i as u16;
+        }
+        index
+    });
+    let word = &padded[..len];
+    let mut at = slot(padded, len);
+    loop {
+        let entry = *index.get(at)?;
+        let keyword = SQL_KEYWORDS.get(usize::from(entry))?;
+        if keyword.word.as_bytes() == word {
+            return Some(keyword.token_type);
+        }
+        at = (at + 1) & ((1 << INDEX_BITS) - 1);
+    }
 }
 
 /// Without std: the binary search over the sorted table, comparing bytes as `str` does.
 #[cfg(not(feature = "std"))]
-fn find_keyword(upper: &[u8]) -> Option<u8> {
+fn find_keyword(padded: &[u8; PADDED_LEN], len: usize) -> Option<u8> {
+    let upper = &padded[..len];
     SQL_KEYWORDS
         .binary_search_by(|k| k.word.as_bytes().cmp(upper))
         .ok()
         .and_then(|idx| SQL_KEYWORDS.get(idx))
         .map(|k| k.token_type)
-}
-
-/// FNV-1a: fast on the short, fixed keys of the index (no need for DoS resistance).
-#[cfg(feature = "std")]
-struct Fnv1a(u64);
-
-#[cfg(feature = "std")]
-impl Default for Fnv1a {
-    fn default() -> Self {
-        Fnv1a(0xcbf2_9ce4_8422_2325)
-    }
-}
-
-#[cfg(feature = "std")]
-impl core::hash::Hasher for Fnv1a {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = (self.0 ^ u64::from(b)).wrapping_mul(0x0000_0100_0000_01b3);
-        }
-    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -537,15 +537,15 @@ impl<'a> SqliState<'a> {
                         merged_buf[..a_val.len()].copy_from_slice(a_val.as_bytes());
                         merged_buf[a_val.len()] = b' ';
                         merged_buf[a_val.len() + 1..merged_len].copy_from_slice(b_val.as_bytes());
-                        let merged_original = core::str::from_utf8(&merged_buf[..merged_len]).unwrap_or("");
+                        let merged_original = &merged_buf[..merged_len];
                         
-                        let lookup_result = sqli_data::lookup_word(merged_original);
+                        let lookup_result = sqli_data::lookup_word_bytes(merged_original);
                         
                         if lookup_result != TokenType::Bareword {
                             // Update the first token with merged value and new type
                             self.token_vec[left].token_type = lookup_result;
                             // Update the value - store the original case version, not uppercase
-                            let merged_bytes = merged_original.as_bytes();
+                            let merged_bytes = merged_original;
                             let copy_len = merged_bytes.len().min(31); // Leave space for null terminator
                             self.token_vec[left].val[..copy_len].copy_from_slice(&merged_bytes[..copy_len]);
                             self.token_vec[left].len = copy_len;

@@ -277,11 +277,16 @@ impl<'a> SqliTokenizer<'a> {
         self
     }
     
-    fn lookup_word(&self, word: &str) -> TokenType {
-        if let Some(lookup_fn) = self.lookup_fn {
-            lookup_fn(word)
-        } else {
-            sqli_data::lookup_word(word)
+    // Palisade patch: takes bytes, so the built-in table needs no UTF-8 check per word. A custom
+    // `lookup_fn` still gets `&str`; bytes that are not UTF-8 were never looked up, and stay
+    // barewords (every call site treats `Bareword` as no match).
+    fn lookup_word(&self, word: &[u8]) -> TokenType {
+        match self.lookup_fn {
+            None => sqli_data::lookup_word_bytes(word),
+            Some(lookup_fn) => match std::str::from_utf8(word) {
+                Ok(word) => lookup_fn(word),
+                Err(_) => TokenType::Bareword,
+            },
         }
     }
     
@@ -480,20 +485,18 @@ impl<'a> SqliTokenizer<'a> {
         }
         
         // Try 2-character operator lookup using the comprehensive table
-        // Only attempt lookup if bytes form valid UTF-8, since operators are ASCII-only
+        // (operators are ASCII-only: bytes that are not UTF-8 match no entry)
         let two_char = &self.input[pos..pos + 2];
-        if let Ok(two_char_str) = std::str::from_utf8(two_char) {
-            let token_type = self.lookup_word(two_char_str);
-            if token_type != TokenType::None && token_type != TokenType::Bareword {
-                // Found a 2-character operator in the lookup table
-                let type_byte = match token_type {
-                    TokenType::Operator => TYPE_OPERATOR,
-                    TokenType::LogicOperator => TYPE_LOGIC_OPERATOR,
-                    _ => TYPE_OPERATOR, // Default fallback
-                };
-                self.current.assign(type_byte, pos, 2, two_char);
-                return pos + 2;
-            }
+        let token_type = self.lookup_word(two_char);
+        if token_type != TokenType::None && token_type != TokenType::Bareword {
+            // Found a 2-character operator in the lookup table
+            let type_byte = match token_type {
+                TokenType::Operator => TYPE_OPERATOR,
+                TokenType::LogicOperator => TYPE_LOGIC_OPERATOR,
+                _ => TYPE_OPERATOR, // Default fallback
+            };
+            self.current.assign(type_byte, pos, 2, two_char);
+            return pos + 2;
         }
         
         // No 2-character operator found, check for special single character cases
@@ -931,30 +934,24 @@ impl<'a> SqliTokenizer<'a> {
             if byte == b'.' || byte == b'`' {
                 // For delimiter detection, we only need to check if the first i bytes
                 // form a valid keyword. Since libinjection keywords are ASCII-only,
-                // if the slice contains any non-UTF8 bytes (like 0xFF), it can't be 
-                // a keyword anyway, so we can safely skip the lookup.
-                if let Ok(partial_word) = std::str::from_utf8(&word_slice[..i]) {
-                    let token_type = self.lookup_word(partial_word);
-                    if token_type != TokenType::None && token_type != TokenType::Bareword {
-                        self.current.clear();
-                        let type_byte = token_type_to_byte(token_type);
-                        self.current.assign(type_byte, pos, i, &word_slice[..i]);
-                        return pos + i;
-                    }
+                // bytes that are not UTF-8 (like 0xFF) match no entry.
+                let token_type = self.lookup_word(&word_slice[..i]);
+                if token_type != TokenType::None && token_type != TokenType::Bareword {
+                    self.current.clear();
+                    let type_byte = token_type_to_byte(token_type);
+                    self.current.assign(type_byte, pos, i, &word_slice[..i]);
+                    return pos + i;
                 }
-                // If UTF-8 conversion fails, continue - can't be a keyword
             }
         }
         
         // Do full word lookup - only for valid UTF-8 sequences since keywords are ASCII-only
         if word_len < LIBINJECTION_SQLI_TOKEN_SIZE {
-            if let Ok(word_str) = std::str::from_utf8(word_slice) {
-                let token_type = self.lookup_word(word_str);
-                if token_type != TokenType::None {
-                    self.current.token_type = token_type;
-                }
+            // Bytes that are not UTF-8 match no entry and stay BAREWORD, as before.
+            let token_type = self.lookup_word(word_slice);
+            if token_type != TokenType::None {
+                self.current.token_type = token_type;
             }
-            // If UTF-8 conversion fails, leave as BAREWORD - bytes with 0xFF can't be keywords
         }
         
         end_pos
@@ -965,15 +962,11 @@ impl<'a> SqliTokenizer<'a> {
         let pos = self.parse_string_core(self.pos, CHAR_TICK, 1);
         
         // Check if backtick content is a keyword/function - only for valid UTF-8
-        if let Ok(word_str) = std::str::from_utf8(&self.current.val[..self.current.len]) {
-            let token_type = self.lookup_word(word_str);
-            if token_type == TokenType::Function {
-                self.current.token_type = TokenType::Function;
-            } else {
-                self.current.token_type = TokenType::Bareword;
-            }
+        // Bytes that are not UTF-8 match no entry: a bareword, as before.
+        let token_type = self.lookup_word(&self.current.val[..self.current.len]);
+        if token_type == TokenType::Function {
+            self.current.token_type = TokenType::Function;
         } else {
-            // If UTF-8 conversion fails, default to bareword - 0xFF bytes can't be keywords
             self.current.token_type = TokenType::Bareword;
         }
         
