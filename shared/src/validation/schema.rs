@@ -178,7 +178,7 @@ impl Schema {
         errors.is_empty()
     }
 
-    fn check(&self, value: &Value, path: &mut Vec<Segment>, errors: &mut Vec<String>) {
+    fn check<'v>(&self, value: &'v Value, path: &mut Vec<Segment<'v>>, errors: &mut Vec<String>) {
         let mut fail = |keyword: &str, path: &[Segment], errors: &mut Vec<String>| {
             if errors.len() < MAX_ERRORS {
                 let at = pointer(path);
@@ -269,10 +269,10 @@ impl Schema {
         }
     }
 
-    fn check_object(
+    fn check_object<'v>(
         &self,
-        object: &Map<String, Value>,
-        path: &mut Vec<Segment>,
+        object: &'v Map<String, Value>,
+        path: &mut Vec<Segment<'v>>,
         errors: &mut Vec<String>,
         fail: &mut impl FnMut(&str, &[Segment], &mut Vec<String>),
     ) {
@@ -284,13 +284,13 @@ impl Schema {
         }
         for name in &self.required {
             if !object.contains_key(name) {
-                path.push(Segment::Key(name.clone().into()));
-                fail("required", path, errors);
-                path.pop();
+                let mut missing = path.clone();
+                missing.push(Segment::Key(name.clone().into()));
+                fail("required", &missing, errors);
             }
         }
         for (name, item) in object {
-            path.push(Segment::Key(name.clone().into()));
+            path.push(Segment::Key(name.as_str().into()));
             match self.properties.iter().find(|(known, _)| known == name) {
                 Some((_, schema)) => schema.check(item, path, errors),
                 None => {
