@@ -99,3 +99,33 @@ fn the_trivial_filter_reads_the_header_map_once_when_configured_to() {
     // The SDK's String per name and value costs instructions that the bytes alone do not.
     assert!(decoded.0 > bytes.0 && bytes.0 > nothing.0, "{decoded:?} {bytes:?} {nothing:?}");
 }
+
+#[test]
+fn the_trivial_filter_reads_a_chunked_body_once_at_its_end_when_configured_to() {
+    let host = Host::new();
+    let body = "x".repeat(3000);
+    let chunks: Vec<&[u8]> = body.as_bytes().chunks(1000).collect();
+    // (host calls, guest calls) of the second of two identical requests, and what the
+    // upstream received.
+    let measure = |config: &str| {
+        let plugin = host.plugin("trivial").config(config).load().unwrap();
+        let mut last = (0, 0, None);
+        for _ in 0..2 {
+            let crossings = plugin.crossings();
+            let mut exchange = plugin.send(Request::post("/x").header("x-a", "1").body_chunks(chunks.clone()));
+            assert_eq!(exchange.verdict(), Verdict::Forwarded);
+            let received = exchange.upstream().map(|u| u.body.clone());
+            exchange.respond(Response::ok()).unwrap();
+            drop(exchange);
+            let after = plugin.crossings();
+            last = (after.host_calls - crossings.host_calls, after.guest_calls - crossings.guest_calls, received);
+        }
+        last
+    };
+    let headers = measure("read_request_header_bytes");
+    let whole = measure("read_request_body");
+    assert_eq!(headers.2.as_deref(), Some(body.as_bytes()), "forwarded whole without reading it");
+    assert_eq!(whole.2.as_deref(), Some(body.as_bytes()), "forwarded whole after buffering it");
+    // One proxy_get_buffer_bytes of the whole body (and its allocation), not one per chunk.
+    assert_eq!((whole.0, whole.1), (headers.0 + 1, headers.1 + 1), "{whole:?} vs {headers:?}");
+}

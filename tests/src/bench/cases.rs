@@ -22,6 +22,9 @@ pub const TRIVIAL_HEADERS: &str = "trivial wasm + one header map read, SDK-decod
 /// The trivial filter reading the request's header map bytes once, as Palisade's glue does: the
 /// floor of any Palisade filter that looks at a header.
 pub const TRIVIAL_HEADER_BYTES: &str = "trivial wasm + one header map read, bytes";
+/// The trivial filter reading the header bytes and then the whole 4 KiB body, buffered: the
+/// floor of a filter that inspects a body (request-validation, field-encryption).
+pub const TRIVIAL_BODY: &str = "trivial wasm + header bytes and 4 KiB body read, POST";
 /// The six filters chained, on the common GET with a cached JWT (no body).
 pub const CHAIN_GET: &str = "six filters chained, GET cached JWT";
 /// The six filters chained, on the 4 KiB JSON POST with a cached JWT.
@@ -652,6 +655,7 @@ pub fn all(inputs: &Inputs, bundle: bool) -> Result<Vec<Case>> {
             vec![Filter::wasm("trivial", "read_request_header_bytes".into())],
             api_get(),
         ),
+        Case::new(TRIVIAL_BODY, BASELINE_POST, vec![Filter::wasm("trivial", "read_request_body".into())], api_post()),
         Case::new(
             "security-headers",
             BASELINE,

@@ -7,7 +7,10 @@
 //! - `read_request_headers`: through the SDK, which decodes the map into a `String` per name
 //!   and value;
 //! - `read_request_header_bytes`: the host call alone, its bytes kept as they are, as
-//!   Palisade's glue does before its own decoding (one allocation, no copy).
+//!   Palisade's glue does before its own decoding (one allocation, no copy);
+//! - `read_request_body`: those header bytes, then the body buffered to its end and read once,
+//!   as request-validation and field-encryption do before inspecting it: the floor of any
+//!   filter that looks at a whole body.
 
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, ContextType, LogLevel};
@@ -25,6 +28,8 @@ enum Read {
     Decoded,
     /// `proxy_get_header_map_pairs`' buffer, undecoded.
     Bytes,
+    /// The header bytes, then the whole body (buffered until the end of the stream).
+    Body,
 }
 
 struct TrivialRoot {
@@ -38,6 +43,7 @@ impl RootContext for TrivialRoot {
         self.read = match self.get_plugin_configuration().as_deref() {
             Some(b"read_request_headers") => Read::Decoded,
             Some(b"read_request_header_bytes") => Read::Bytes,
+            Some(b"read_request_body") => Read::Body,
             _ => Read::Nothing,
         };
         true
@@ -66,10 +72,22 @@ impl HttpContext for Trivial {
             Read::Decoded => {
                 std::hint::black_box(self.get_http_request_headers());
             }
-            Read::Bytes => {
+            Read::Bytes | Read::Body => {
                 std::hint::black_box(request_header_bytes());
             }
         }
+        Action::Continue
+    }
+
+    fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        if !matches!(self.read, Read::Body) {
+            return Action::Continue;
+        }
+        if !end_of_stream {
+            // Envoy keeps buffering; the next call sees everything received so far.
+            return Action::Pause;
+        }
+        std::hint::black_box(self.get_http_request_body(0, body_size));
         Action::Continue
     }
 }
