@@ -14,7 +14,7 @@ use crate::route::{RouteMatchConfig, Routes};
 use super::ciphertext::Mode;
 use super::envelope::{self, UnwrapError};
 use super::keyring::{DataKey, Keyring, KEY_LEN};
-use super::pointer::{Pointer, RecordId};
+use super::pointer::{Pointer, RecordId, Segment};
 use super::usage::{UsageLimits, DEFAULT_HARD_STOP, DEFAULT_WARN_AFTER, NIST_RANDOM_NONCE_LIMIT};
 
 /// Default largest body the filter buffers (below Envoy's 1 MiB default buffer limit).
@@ -279,6 +279,23 @@ pub struct Route {
     pub(crate) index: usize,
     pub(crate) encrypt: Vec<Rule>,
     pub(crate) decrypt: Vec<Rule>,
+    /// What a request body's parse builds: the encrypt rules' pointers and record ids.
+    pub(crate) encrypt_reach: Vec<Vec<Segment>>,
+    /// What a response body's parse builds: the decrypt rules' pointers and record ids.
+    pub(crate) decrypt_reach: Vec<Vec<Segment>>,
+}
+
+/// The paths (from the document root) a walk of `rules` follows: each pointer, and where its
+/// record ids are.
+fn reach(rules: &[Rule]) -> Vec<Vec<Segment>> {
+    let mut paths = Vec::new();
+    for rule in rules {
+        paths.push(rule.pointer.segments().to_vec());
+        if let Some(record) = &rule.record {
+            paths.push(record.absolute(&rule.pointer).segments().to_vec());
+        }
+    }
+    paths
 }
 
 /// A compiled rule; `field` indexes `Policy::fields`.
@@ -329,7 +346,8 @@ pub fn compile(config: &EncryptionConfig, env: &dyn Fn(&str) -> Option<String>) 
                 }
             }
             index += 1;
-            Ok(Route { index: index - 1, encrypt, decrypt })
+            let (encrypt_reach, decrypt_reach) = (reach(&encrypt), reach(&decrypt));
+            Ok(Route { index: index - 1, encrypt, decrypt, encrypt_reach, decrypt_reach })
         },
     )?;
     check_record_bindings(&bindings, &names)?;

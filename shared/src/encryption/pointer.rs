@@ -120,13 +120,13 @@ impl RecordId {
                     one
                 }
                 Kind::Array(items) => items.get((*index)?)?,
-                Kind::String | Kind::Scalar => return None,
+                Kind::String | Kind::Scalar | Kind::Opaque => return None,
             };
         }
         // The caller checks that a scalar is a string or a number.
         match at.kind {
             Kind::String | Kind::Scalar => Some(at.span.clone()),
-            Kind::Object(_) | Kind::Array(_) => None,
+            Kind::Object(_) | Kind::Array(_) | Kind::Opaque => None,
         }
     }
 }
@@ -160,6 +160,11 @@ impl Pointer {
     /// The pointer as written in config.
     pub fn as_str(&self) -> &str {
         &self.text
+    }
+
+    /// The compiled segments, from the document root.
+    pub fn segments(&self) -> &[Segment] {
+        &self.segments
     }
 
     /// Whether two pointers can select the same value, or one a value inside the other's.
@@ -217,7 +222,8 @@ impl<'n, 'b> Walk<'_, 'n, 'b> {
                 Some(child) => self.visit(child, rest),
                 None => self.found.missing = true,
             },
-            (Kind::String | Kind::Scalar, _) => self.found.missing = true,
+            // Opaque: never on a path the parse was given (json::parse_for).
+            (Kind::String | Kind::Scalar | Kind::Opaque, _) => self.found.missing = true,
         }
         self.ancestors.pop();
     }

@@ -11,6 +11,7 @@ use crate::route::Routes;
 use super::ciphertext::{self, Binding, Envelope, Mode, NonceSource, OpenError, Plain, PREFIX};
 use super::config::{Field, Policy, RedactionConfig, Route};
 use super::json::{self, JsonError};
+use super::pointer::Segment;
 use super::usage::{counter_name, LedgerError, UsageLedger, UsageReport};
 
 /// Why a request was refused; it never reaches the upstream.
@@ -252,7 +253,8 @@ impl Policy {
                 None => Ok(Encrypted::default()),
             };
         }
-        let root = json::parse(body).map_err(|_: JsonError| Refusal::InvalidJson)?;
+        let reach: Vec<&[Segment]> = route.encrypt_reach.iter().map(Vec::as_slice).collect();
+        let root = json::parse_for(body, &reach).map_err(|_: JsonError| Refusal::InvalidJson)?;
         let primary = self.keyring.primary().ok_or(Refusal::Unavailable)?;
         let mut contexts = ContextCache::new(self.fields.len());
         let mut plan: Vec<Planned> = Vec::new();
@@ -340,7 +342,8 @@ impl Policy {
         if body.iter().all(u8::is_ascii_whitespace) {
             return outcome;
         }
-        let Ok(root) = json::parse(body) else {
+        let reach: Vec<&[Segment]> = route.decrypt_reach.iter().map(Vec::as_slice).collect();
+        let Ok(root) = json::parse_for(body, &reach) else {
             outcome.skipped = Some(Skipped::NotJson);
             return outcome;
         };
@@ -1048,6 +1051,46 @@ mod tests {
             checked += 1;
         }
         assert!(checked > 300, "only {checked} documents checked");
+    }
+
+    #[test]
+    fn a_body_parsed_for_its_pointers_walks_like_the_whole_tree() {
+        use crate::encryption::pointer::{Pointer, RecordId};
+        let mut rng = Xorshift(0x2545_f491_4f6c_dd1d);
+        let mut checked = 0;
+        for _ in 0..600 {
+            let doc = Value::Object((0..1 + rng.below(4)).map(|i| (format!("f{i}"), gen_value(&mut rng, 0))).collect());
+            let body = serde_json::to_string(&doc).unwrap();
+            let full = json::parse(body.as_bytes()).unwrap();
+            let pointers: Vec<Pointer> = (0..1 + rng.below(3))
+                .filter_map(|_| gen_pointer(&mut rng, &doc))
+                .map(|text| Pointer::parse(&text, "p").unwrap())
+                .collect();
+            // A record id one level up, named as one of the document's own members.
+            let records: Vec<Option<RecordId>> = pointers
+                .iter()
+                .map(|p| RecordId::parse(&format!("1/f{}", rng.below(3)), p, "r").ok().filter(|_| rng.below(2) == 0))
+                .collect();
+            let mut reach: Vec<Vec<Segment>> = Vec::new();
+            for (pointer, record) in pointers.iter().zip(&records) {
+                reach.push(pointer.segments().to_vec());
+                if let Some(record) = record {
+                    reach.push(record.absolute(pointer).segments().to_vec());
+                }
+            }
+            let reach: Vec<&[Segment]> = reach.iter().map(Vec::as_slice).collect();
+            let pruned = json::parse_for(body.as_bytes(), &reach).unwrap();
+            for (pointer, record) in pointers.iter().zip(&records) {
+                assert_eq!(
+                    pointer.find_in_records(&pruned, record.as_ref()),
+                    pointer.find_in_records(&full, record.as_ref()),
+                    "{} in {body}",
+                    pointer.as_str()
+                );
+                checked += 1;
+            }
+        }
+        assert!(checked > 600, "only {checked} pointers checked");
     }
 
     /// Sets every value the pointer segments select to null.
