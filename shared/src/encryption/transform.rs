@@ -979,6 +979,11 @@ mod tests {
         }
     }
 
+    /// An object of 1 to 4 members `f0`, `f1`, ... holding generated values.
+    fn gen_document(rng: &mut Xorshift) -> Value {
+        Value::Object((0..1 + rng.below(4)).map(|i| (format!("f{i}"), gen_value(rng, 0))).collect())
+    }
+
     /// A pointer to some value of `doc`, with array indexes sometimes replaced by `*`.
     fn gen_pointer(rng: &mut Xorshift, doc: &Value) -> Option<String> {
         let mut pointer = String::new();
@@ -1008,7 +1013,7 @@ mod tests {
         let mut rng = Xorshift(0x9e37_79b9_7f4a_7c15);
         let mut checked = 0;
         for round in 0..400 {
-            let doc = Value::Object((0..1 + rng.below(4)).map(|i| (format!("f{i}"), gen_value(&mut rng, 0))).collect());
+            let doc = gen_document(&mut rng);
             let Some(pointer) = gen_pointer(&mut rng, &doc) else { continue };
             let mode = if round % 2 == 0 { "randomized" } else { "deterministic" };
             let config = json!({
@@ -1059,7 +1064,7 @@ mod tests {
         let mut rng = Xorshift(0x2545_f491_4f6c_dd1d);
         let mut checked = 0;
         for _ in 0..600 {
-            let doc = Value::Object((0..1 + rng.below(4)).map(|i| (format!("f{i}"), gen_value(&mut rng, 0))).collect());
+            let doc = gen_document(&mut rng);
             let body = serde_json::to_string(&doc).unwrap();
             let full = json::parse(body.as_bytes()).unwrap();
             let pointers: Vec<Pointer> = (0..1 + rng.below(3))
