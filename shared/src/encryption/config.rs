@@ -288,14 +288,7 @@ pub struct Route {
 /// The paths (from the document root) a walk of `rules` follows: each pointer, and where its
 /// record ids are.
 fn reach(rules: &[Rule]) -> Vec<Vec<Segment>> {
-    let mut paths = Vec::new();
-    for rule in rules {
-        paths.push(rule.pointer.segments().to_vec());
-        if let Some(record) = &rule.record {
-            paths.push(record.absolute(&rule.pointer).segments().to_vec());
-        }
-    }
-    paths
+    rules.iter().flat_map(|rule| rule.pointer.reach(rule.record.as_ref())).collect()
 }
 
 /// A compiled rule; `field` indexes `Policy::fields`.

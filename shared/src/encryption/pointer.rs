@@ -167,6 +167,14 @@ impl Pointer {
         &self.segments
     }
 
+    /// The paths from the document root that finding this pointer's values (and, with
+    /// `record`, their record ids) walks: what [`super::json::parse_for`] must build.
+    pub fn reach(&self, record: Option<&RecordId>) -> Vec<Vec<Segment>> {
+        let mut paths = vec![self.segments.clone()];
+        paths.extend(record.map(|record| record.absolute(self).segments));
+        paths
+    }
+
     /// Whether two pointers can select the same value, or one a value inside the other's.
     pub fn overlaps(&self, other: &Pointer) -> bool {
         self.segments.iter().zip(&other.segments).all(|pair| match pair {

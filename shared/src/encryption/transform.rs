@@ -1076,13 +1076,8 @@ mod tests {
                 .iter()
                 .map(|p| RecordId::parse(&format!("1/f{}", rng.below(3)), p, "r").ok().filter(|_| rng.below(2) == 0))
                 .collect();
-            let mut reach: Vec<Vec<Segment>> = Vec::new();
-            for (pointer, record) in pointers.iter().zip(&records) {
-                reach.push(pointer.segments().to_vec());
-                if let Some(record) = record {
-                    reach.push(record.absolute(pointer).segments().to_vec());
-                }
-            }
+            let reach: Vec<Vec<Segment>> =
+                pointers.iter().zip(&records).flat_map(|(pointer, record)| pointer.reach(record.as_ref())).collect();
             let reach: Vec<&[Segment]> = reach.iter().map(Vec::as_slice).collect();
             let pruned = json::parse_for(body.as_bytes(), &reach).unwrap();
             for (pointer, record) in pointers.iter().zip(&records) {
