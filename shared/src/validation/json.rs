@@ -2,15 +2,16 @@
 //! explicit stack, so no body can exhaust the call stack, and hands every decoded string (keys
 //! and values, at every level) with its JSON Pointer to a visitor.
 //!
-//! Bodies are parsed into a `serde_json::Value` (for the schema) only after this scan has
-//! proved the nesting is within `max_depth` (at most 64, under serde_json's limit of 128).
+//! On a route with a schema the same pass also builds a [`Node`] tree that borrows its strings
+//! from the body, so the body is parsed once. Its nesting is within `max_depth` (at most 64),
+//! which bounds the schema's recursion over it.
 
 use std::borrow::Cow;
 
 use super::config::JsonLimitsConfig;
 use crate::config::ConfigError;
 
-/// Deepest nesting a config may allow; serde_json itself stops at 128.
+/// Deepest nesting a config may allow.
 const MAX_DEPTH_LIMIT: usize = 64;
 
 /// Compiled `json` limits.
@@ -97,38 +98,130 @@ enum Frame {
     Array { items: usize },
 }
 
+/// A parsed JSON value, for the schema; strings and names borrow from the body unless they
+/// had escapes.
+#[derive(Debug, Clone)]
+pub enum Node<'a> {
+    /// `null`.
+    Null,
+    /// `true` or `false`.
+    Bool(bool),
+    /// A number; always finite (a literal beyond f64's range, such as `1e400`, is refused).
+    Number(f64),
+    /// A decoded string.
+    String(Cow<'a, str>),
+    /// Items in order.
+    Array(Vec<Node<'a>>),
+    /// Members in body order. A repeated name stays once per occurrence, so the schema checks
+    /// every copy, not just the one an upstream parser happens to keep.
+    Object(Vec<(Cow<'a, str>, Node<'a>)>),
+}
+
+impl Node<'static> {
+    /// The same value, from a config's `serde_json::Value` (`enum`, `const`).
+    pub fn from_value(value: &serde_json::Value) -> Self {
+        use serde_json::Value;
+        match value {
+            Value::Null => Node::Null,
+            Value::Bool(b) => Node::Bool(*b),
+            Value::Number(n) => Node::Number(n.as_f64().unwrap_or(f64::NAN)),
+            Value::String(s) => Node::String(Cow::Owned(s.clone())),
+            Value::Array(items) => Node::Array(items.iter().map(Node::from_value).collect()),
+            Value::Object(members) => Node::Object(
+                members.iter().map(|(name, value)| (Cow::Owned(name.clone()), Node::from_value(value))).collect(),
+            ),
+        }
+    }
+}
+
+/// The member name of the value starting now, when its container is an object.
+fn member_name<'a>(stack: &[Frame], path: &[Segment<'a>]) -> Option<Cow<'a, str>> {
+    match (stack.last(), path.last()) {
+        (Some(Frame::Object { .. }), Some(Segment::Key(name))) => Some(name.clone()),
+        _ => None,
+    }
+}
+
+/// The containers still open while a tree is built, innermost last.
+#[derive(Default)]
+struct Builder<'a> {
+    open: Vec<(Option<Cow<'a, str>>, Node<'a>)>,
+    done: Option<Node<'a>>,
+}
+
+impl<'a> Builder<'a> {
+    /// Opens an array or object; `name` is its member name inside an object.
+    fn open(&mut self, name: Option<Cow<'a, str>>, container: Node<'a>) {
+        self.open.push((name, container));
+    }
+
+    /// Adds a complete value to the innermost open container, or makes it the root.
+    fn add(&mut self, name: Option<Cow<'a, str>>, value: Node<'a>) {
+        match (self.open.last_mut(), name) {
+            (Some((_, Node::Object(members))), Some(name)) => members.push((name, value)),
+            (Some((_, Node::Array(items))), None) => items.push(value),
+            _ => self.done = Some(value),
+        }
+    }
+
+    /// Closes the innermost container and adds it to its parent.
+    fn close(&mut self) {
+        if let Some((name, container)) = self.open.pop() {
+            self.add(name, container);
+        }
+    }
+}
+
 /// Scans `body`; `visit` gets each decoded string and returns false to stop.
 pub fn scan(
     body: &[u8],
     limits: &JsonLimits,
     visit: &mut dyn FnMut(&[Segment], StrRole, &str) -> bool,
 ) -> Result<(), ScanError> {
-    let text = std::str::from_utf8(body).map_err(|err| ScanError::Syntax(err.valid_up_to()))?;
-    Scanner { text, bytes: text.as_bytes(), pos: 0, limits, stack: Vec::new(), path: Vec::new() }.run(visit)
+    Scanner::new(body, limits, None)?.run(visit).map(drop)
 }
 
-struct Scanner<'a> {
+/// Scans `body` as [`scan`] does and returns it as a tree.
+pub fn parse<'a>(
+    body: &'a [u8],
+    limits: &JsonLimits,
+    visit: &mut dyn FnMut(&[Segment], StrRole, &str) -> bool,
+) -> Result<Node<'a>, ScanError> {
+    let tree = Scanner::new(body, limits, Some(Builder::default()))?.run(visit)?;
+    tree.ok_or(ScanError::Syntax(body.len()))
+}
+
+struct Scanner<'a, 'l> {
     text: &'a str,
     bytes: &'a [u8],
     pos: usize,
-    limits: &'a JsonLimits,
+    limits: &'l JsonLimits,
     stack: Vec<Frame>,
     path: Vec<Segment<'a>>,
+    tree: Option<Builder<'a>>,
 }
 
-impl<'a> Scanner<'a> {
-    fn run(mut self, visit: &mut dyn FnMut(&[Segment], StrRole, &str) -> bool) -> Result<(), ScanError> {
+impl<'a, 'l> Scanner<'a, 'l> {
+    fn new(body: &'a [u8], limits: &'l JsonLimits, tree: Option<Builder<'a>>) -> Result<Self, ScanError> {
+        let text = std::str::from_utf8(body).map_err(|err| ScanError::Syntax(err.valid_up_to()))?;
+        Ok(Scanner { text, bytes: text.as_bytes(), pos: 0, limits, stack: Vec::new(), path: Vec::new(), tree })
+    }
+
+    /// Scans the whole text; the tree, when one is built.
+    fn run(mut self, visit: &mut dyn FnMut(&[Segment], StrRole, &str) -> bool) -> Result<Option<Node<'a>>, ScanError> {
         'value: loop {
             // A value starts here.
             self.skip_ws();
             match self.peek() {
                 Some(b'{') => {
                     self.open()?;
+                    self.build_open(Node::Object(Vec::new()));
                     self.stack.push(Frame::Object { keys: 0 });
                     self.skip_ws();
                     if self.peek() == Some(b'}') {
                         self.pos += 1;
                         self.stack.pop();
+                        self.build_close();
                     } else {
                         self.key(visit)?;
                         continue 'value;
@@ -136,11 +229,13 @@ impl<'a> Scanner<'a> {
                 }
                 Some(b'[') => {
                     self.open()?;
+                    self.build_open(Node::Array(Vec::new()));
                     self.stack.push(Frame::Array { items: 0 });
                     self.skip_ws();
                     if self.peek() == Some(b']') {
                         self.pos += 1;
                         self.stack.pop();
+                        self.build_close();
                     } else {
                         self.next_item()?;
                         continue 'value;
@@ -151,18 +246,38 @@ impl<'a> Scanner<'a> {
                     if !visit(&self.path, StrRole::Value, &value) {
                         return Err(ScanError::Stopped);
                     }
+                    self.build_add(Node::String(value));
                 }
-                Some(b't') => self.literal(b"true")?,
-                Some(b'f') => self.literal(b"false")?,
-                Some(b'n') => self.literal(b"null")?,
-                Some(b'-' | b'0'..=b'9') => self.number()?,
+                Some(b't') => {
+                    self.literal(b"true")?;
+                    self.build_add(Node::Bool(true));
+                }
+                Some(b'f') => {
+                    self.literal(b"false")?;
+                    self.build_add(Node::Bool(false));
+                }
+                Some(b'n') => {
+                    self.literal(b"null")?;
+                    self.build_add(Node::Null);
+                }
+                Some(b'-' | b'0'..=b'9') => {
+                    let start = self.pos;
+                    self.number()?;
+                    if self.tree.is_some() {
+                        // serde_json's reading of the literal (its parser is in the module
+                        // anyway); it refuses one beyond f64's range.
+                        let literal = self.text.get(start..self.pos).unwrap_or_default();
+                        let n = serde_json::from_str::<f64>(literal).map_err(|_| ScanError::Syntax(start))?;
+                        self.build_add(Node::Number(n));
+                    }
+                }
                 _ => return Err(ScanError::Syntax(self.pos)),
             }
             // After a complete value: close containers or move to the next member/item.
             loop {
                 self.skip_ws();
                 match (self.stack.last(), self.peek()) {
-                    (None, None) => return Ok(()),
+                    (None, None) => return Ok(self.tree.and_then(|tree| tree.done)),
                     (None, Some(_)) => return Err(ScanError::Syntax(self.pos)),
                     (Some(Frame::Object { .. }), Some(b',')) => {
                         self.pos += 1;
@@ -174,6 +289,7 @@ impl<'a> Scanner<'a> {
                         self.pos += 1;
                         self.path.pop();
                         self.stack.pop();
+                        self.build_close();
                     }
                     (Some(Frame::Array { .. }), Some(b',')) => {
                         self.pos += 1;
@@ -184,6 +300,24 @@ impl<'a> Scanner<'a> {
                     _ => return Err(ScanError::Syntax(self.pos)),
                 }
             }
+        }
+    }
+
+    fn build_open(&mut self, container: Node<'a>) {
+        if let Some(tree) = &mut self.tree {
+            tree.open(member_name(&self.stack, &self.path), container);
+        }
+    }
+
+    fn build_add(&mut self, value: Node<'a>) {
+        if let Some(tree) = &mut self.tree {
+            tree.add(member_name(&self.stack, &self.path), value);
+        }
+    }
+
+    fn build_close(&mut self) {
+        if let Some(tree) = &mut self.tree {
+            tree.close();
         }
     }
 
@@ -461,10 +595,88 @@ mod tests {
         ];
         for case in cases {
             let ours = check("{}", case).is_ok();
+            let tree = parse(case.as_bytes(), &limits("{}"), &mut |_, _, _| true).is_ok();
             let serde = serde_json::from_str::<serde_json::Value>(case).is_ok();
             assert_eq!(ours, serde, "{case:?}");
+            assert_eq!(tree, serde, "{case:?}");
         }
         assert_eq!(scan(b"\"\xff\"", &limits("{}"), &mut |_, _, _| true), Err(ScanError::Syntax(1)));
+        // serde_json refuses a number beyond f64; so does the tree the schema checks.
+        assert!(check("{}", "[1e400]").is_ok());
+        assert_eq!(parse(b"[1e400]", &limits("{}"), &mut |_, _, _| true).unwrap_err(), ScanError::Syntax(1));
+    }
+
+    /// The tree as a `serde_json::Value`, numbers as f64.
+    fn to_value(node: &Node) -> serde_json::Value {
+        use serde_json::Value;
+        match node {
+            Node::Null => Value::Null,
+            Node::Bool(b) => Value::Bool(*b),
+            Node::Number(n) => serde_json::Number::from_f64(*n).map_or(Value::Null, Value::Number),
+            Node::String(s) => Value::String(s.to_string()),
+            Node::Array(items) => Value::Array(items.iter().map(to_value).collect()),
+            Node::Object(members) => {
+                Value::Object(members.iter().map(|(name, value)| (name.to_string(), to_value(value))).collect())
+            }
+        }
+    }
+
+    /// `value` with every number as f64, as the tree holds it.
+    fn numbers_as_f64(value: serde_json::Value) -> serde_json::Value {
+        to_value(&Node::from_value(&value))
+    }
+
+    #[test]
+    fn the_tree_holds_what_serde_json_reads() {
+        let order = include_str!("../../tests/data/order_4k.json");
+        let cases = [
+            order,
+            r#"{"a":{"b/c":["x",{"d~":"y\u00e9\n"}]},"e":"\ud83d\ude00","\u0041":[]}"#,
+            r#"[0,-0,1.5,-2e-3,1E+2,18446744073709551615,-9223372036854775808,123456789012345678901234567890]"#,
+            r#"{"dup":1,"x":{},"dup":[true,false,null]}"#,
+            r#" [ [ [ ] , { } ] , "" , "\"\\\/\b\f\n\r\t" ] "#,
+            "\"only\"",
+            "3",
+        ];
+        for case in cases {
+            let tree = parse(case.as_bytes(), &limits("{}"), &mut |_, _, _| true).unwrap();
+            let serde: serde_json::Value = serde_json::from_str(case).unwrap();
+            assert_eq!(to_value(&tree), numbers_as_f64(serde), "{case}");
+        }
+        // Names and strings without escapes borrow from the body.
+        let body = br#"{"plain":["text"],"esc\u0061ped":1}"#;
+        let Node::Object(members) = parse(body, &limits("{}"), &mut |_, _, _| true).unwrap() else {
+            panic!("not an object");
+        };
+        assert!(matches!(&members[0].0, Cow::Borrowed("plain")));
+        assert!(
+            matches!(&members[0].1, Node::Array(items) if matches!(&items[0], Node::String(Cow::Borrowed("text"))))
+        );
+        assert!(matches!(&members[1].0, Cow::Owned(name) if name == "escaped"));
+    }
+
+    #[test]
+    fn the_tree_keeps_every_copy_of_a_repeated_name_in_order() {
+        let tree = parse(br#"{"a":1,"b":2,"a":3}"#, &limits("{}"), &mut |_, _, _| true).unwrap();
+        let Node::Object(members) = tree else { panic!("not an object") };
+        let seen: Vec<(&str, f64)> = members
+            .iter()
+            .map(|(name, value)| match value {
+                Node::Number(n) => (name.as_ref(), *n),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(seen, [("a", 1.0), ("b", 2.0), ("a", 3.0)]);
+    }
+
+    #[test]
+    fn building_the_tree_keeps_the_limits_and_the_visitor() {
+        let limited = parse(br#"{"a":[1,2,3]}"#, &limits(r#"{"max_array_items":2}"#), &mut |_, _, _| true);
+        assert_eq!(limited.unwrap_err(), ScanError::Limit("/a".into(), "max_array_items"));
+        let stopped = parse(br#"["a","b"]"#, &limits("{}"), &mut |_, _, s| s != "b");
+        assert_eq!(stopped.unwrap_err(), ScanError::Stopped);
+        let hostile = "[".repeat(1_000_000);
+        assert!(matches!(parse(hostile.as_bytes(), &limits("{}"), &mut |_, _, _| true), Err(ScanError::Limit(..))));
     }
 
     #[test]

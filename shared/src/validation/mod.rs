@@ -189,32 +189,24 @@ fn check_json_body(route: &RoutePolicy, body: &[u8], rec: &mut Recorder<'_>) {
     let mut visit = |path: &[json::Segment], role: StrRole, value: &str| {
         !(scan_injection && route.injection.check_json(path, role, value, &mut |v| rec.report(v)))
     };
-    match json::scan(body, &route.json, &mut visit) {
-        Ok(()) => {}
-        Err(ScanError::Stopped) => return,
-        Err(ScanError::Syntax(_)) => {
-            rec.report(Violation::new(Rule::InvalidJson, Place::Body));
-            return;
-        }
-        Err(ScanError::Limit(at, limit)) => {
-            let at = if at.is_empty() { "/".to_string() } else { at };
-            rec.report(Violation::new(Rule::JsonLimit, Place::Json).errors(vec![format!("{at}: {limit}")]));
-            return;
-        }
-    }
-    let Some(schema) = &route.schema else {
-        return;
+    let scanned = match &route.schema {
+        Some(schema) => json::parse(body, &route.json, &mut visit).map(|tree| Some((schema, tree))),
+        None => json::scan(body, &route.json, &mut visit).map(|()| None),
     };
-    // The scan proved the nesting is within max_depth (≤ 64), under serde_json's limit.
-    match serde_json::from_slice::<serde_json::Value>(body) {
-        Ok(value) => {
-            let errors = schema.validate(&value);
+    match scanned {
+        Ok(Some((schema, tree))) => {
+            let errors = schema.validate(&tree);
             if !errors.is_empty() {
                 rec.report(Violation::new(Rule::SchemaViolation, Place::Json).errors(errors));
             }
         }
-        Err(_) => {
+        Ok(None) | Err(ScanError::Stopped) => {}
+        Err(ScanError::Syntax(_)) => {
             rec.report(Violation::new(Rule::InvalidJson, Place::Body));
+        }
+        Err(ScanError::Limit(at, limit)) => {
+            let at = if at.is_empty() { "/".to_string() } else { at };
+            rec.report(Violation::new(Rule::JsonLimit, Place::Json).errors(vec![format!("{at}: {limit}")]));
         }
     }
 }

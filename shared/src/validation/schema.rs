@@ -21,10 +21,12 @@
 //! Errors name the instance's JSON Pointer and the failing keyword (`/age: minimum`), never the
 //! value.
 
+use std::borrow::Cow;
+
 use super::pattern::Pattern;
 use serde_json::{Map, Value};
 
-use super::json::{pointer, Segment};
+use super::json::{pointer, Node, Segment};
 use crate::config::ConfigError;
 
 /// Most errors reported for one body.
@@ -35,8 +37,8 @@ const MAX_ERRORS: usize = 16;
 pub struct Schema {
     always: Option<bool>,
     types: Vec<Type>,
-    enumeration: Option<Vec<Value>>,
-    constant: Option<Value>,
+    enumeration: Option<Vec<Node<'static>>>,
+    constant: Option<Node<'static>>,
     properties: Vec<(String, Schema)>,
     required: Vec<String>,
     additional: Option<Box<Schema>>,
@@ -115,9 +117,9 @@ impl Schema {
                     let Value::Array(values) = value else {
                         return Err(ConfigError::new(at, "must be an array"));
                     };
-                    schema.enumeration = Some(values.clone());
+                    schema.enumeration = Some(values.iter().map(Node::from_value).collect());
                 }
-                "const" => schema.constant = Some(value.clone()),
+                "const" => schema.constant = Some(Node::from_value(value)),
                 "properties" => {
                     for (name, sub) in as_object(value, &at)? {
                         schema.properties.push((name.clone(), Schema::compile(sub, &format!("{at}.{name}"))?));
@@ -165,20 +167,20 @@ impl Schema {
     }
 
     /// Validates `value`; returns the failing pointers with their keyword (empty when valid).
-    pub fn validate(&self, value: &Value) -> Vec<String> {
+    pub fn validate(&self, value: &Node) -> Vec<String> {
         let mut errors = Vec::new();
         self.check(value, &mut Vec::new(), &mut errors);
         errors
     }
 
     /// Whether `value` is valid (stops at the first error).
-    fn is_valid(&self, value: &Value) -> bool {
+    fn is_valid(&self, value: &Node) -> bool {
         let mut errors = Vec::new();
         self.check(value, &mut Vec::new(), &mut errors);
         errors.is_empty()
     }
 
-    fn check<'v>(&self, value: &'v Value, path: &mut Vec<Segment<'v>>, errors: &mut Vec<String>) {
+    fn check<'v>(&self, value: &'v Node, path: &mut Vec<Segment<'v>>, errors: &mut Vec<String>) {
         let mut fail = |keyword: &str, path: &[Segment], errors: &mut Vec<String>| {
             if errors.len() < MAX_ERRORS {
                 let at = pointer(path);
@@ -202,8 +204,8 @@ impl Schema {
             fail("const", path, errors);
         }
         match value {
-            Value::Object(object) => self.check_object(object, path, errors, &mut fail),
-            Value::Array(items) => {
+            Node::Object(object) => self.check_object(object, path, errors, &mut fail),
+            Node::Array(items) => {
                 if self.min_items.is_some_and(|min| items.len() < min) {
                     fail("minItems", path, errors);
                 }
@@ -223,7 +225,7 @@ impl Schema {
                     }
                 }
             }
-            Value::String(s) => {
+            Node::String(s) => {
                 let chars = s.chars().count();
                 if self.min_length.is_some_and(|min| chars < min) {
                     fail("minLength", path, errors);
@@ -238,8 +240,8 @@ impl Schema {
                     fail("format", path, errors);
                 }
             }
-            Value::Number(n) => {
-                let n = n.as_f64().unwrap_or(f64::NAN);
+            Node::Number(n) => {
+                let n = *n;
                 let checks = [
                     ("minimum", self.minimum.is_some_and(|m| n < m)),
                     ("maximum", self.maximum.is_some_and(|m| n > m)),
@@ -271,7 +273,7 @@ impl Schema {
 
     fn check_object<'v>(
         &self,
-        object: &'v Map<String, Value>,
+        object: &'v [(Cow<'v, str>, Node<'v>)],
         path: &mut Vec<Segment<'v>>,
         errors: &mut Vec<String>,
         fail: &mut impl FnMut(&str, &[Segment], &mut Vec<String>),
@@ -283,14 +285,14 @@ impl Schema {
             fail("maxProperties", path, errors);
         }
         for name in &self.required {
-            if !object.contains_key(name) {
+            if !object.iter().any(|(present, _)| present == name) {
                 let mut missing = path.clone();
                 missing.push(Segment::Key(name.clone().into()));
                 fail("required", &missing, errors);
             }
         }
         for (name, item) in object {
-            path.push(Segment::Key(name.as_str().into()));
+            path.push(Segment::Key(Cow::Borrowed(name.as_ref())));
             match self.properties.iter().find(|(known, _)| known == name) {
                 Some((_, schema)) => schema.check(item, path, errors),
                 None => {
@@ -309,31 +311,33 @@ impl Schema {
 }
 
 impl Type {
-    fn matches(self, value: &Value) -> bool {
+    fn matches(self, value: &Node) -> bool {
         match (self, value) {
-            (Type::Null, Value::Null)
-            | (Type::Boolean, Value::Bool(_))
-            | (Type::Object, Value::Object(_))
-            | (Type::Array, Value::Array(_))
-            | (Type::Number, Value::Number(_))
-            | (Type::String, Value::String(_)) => true,
-            (Type::Integer, Value::Number(n)) => {
-                n.is_i64() || n.is_u64() || n.as_f64().is_some_and(|f| f.is_finite() && f.fract() == 0.0)
-            }
+            (Type::Null, Node::Null)
+            | (Type::Boolean, Node::Bool(_))
+            | (Type::Object, Node::Object(_))
+            | (Type::Array, Node::Array(_))
+            | (Type::Number, Node::Number(_))
+            | (Type::String, Node::String(_)) => true,
+            (Type::Integer, Node::Number(n)) => n.is_finite() && n.fract() == 0.0,
             _ => false,
         }
     }
 }
 
-/// JSON equality as the spec defines it: numbers compare by value (1 == 1.0).
-fn json_equal(a: &Value, b: &Value) -> bool {
+/// JSON equality as the spec defines it: numbers compare by value (1 == 1.0), members by name
+/// in any order.
+fn json_equal(a: &Node, b: &Node) -> bool {
     match (a, b) {
-        (Value::Number(x), Value::Number(y)) => x.as_f64() == y.as_f64(),
-        (Value::Array(x), Value::Array(y)) => x.len() == y.len() && x.iter().zip(y).all(|(a, b)| json_equal(a, b)),
-        (Value::Object(x), Value::Object(y)) => {
-            x.len() == y.len() && x.iter().all(|(k, v)| y.get(k).is_some_and(|w| json_equal(v, w)))
+        (Node::Null, Node::Null) => true,
+        (Node::Bool(x), Node::Bool(y)) => x == y,
+        (Node::Number(x), Node::Number(y)) => x == y,
+        (Node::String(x), Node::String(y)) => x == y,
+        (Node::Array(x), Node::Array(y)) => x.len() == y.len() && x.iter().zip(y).all(|(a, b)| json_equal(a, b)),
+        (Node::Object(x), Node::Object(y)) => {
+            x.len() == y.len() && x.iter().all(|(k, v)| y.iter().any(|(name, w)| name == k && json_equal(v, w)))
         }
-        _ => a == b,
+        _ => false,
     }
 }
 
@@ -541,11 +545,16 @@ fn is_uri(s: &str) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use super::super::json::{parse, JsonLimits};
     use super::*;
     use serde_json::json;
 
+    /// Validates `value` as a body would be: its JSON text through the scanner's tree.
     fn errors(schema: Value, value: Value) -> Vec<String> {
-        Schema::compile(&schema, "schema").unwrap().validate(&value)
+        let text = value.to_string();
+        let limits = JsonLimits::compile(&Default::default(), "json").unwrap();
+        let tree = parse(text.as_bytes(), &limits, &mut |_, _, _| true).unwrap();
+        Schema::compile(&schema, "schema").unwrap().validate(&tree)
     }
 
     #[test]
@@ -614,6 +623,37 @@ mod tests {
         ];
         for (schema, value, valid) in cases {
             assert_eq!(errors(schema.clone(), value.clone()).is_empty(), valid, "{schema} {value}");
+        }
+    }
+
+    #[test]
+    fn every_copy_of_a_repeated_member_is_checked() {
+        // An upstream parser may keep the first copy or the last: both must be valid.
+        let schema = Schema::compile(&json!({"properties": {"qty": {"maximum": 10}}}), "schema").unwrap();
+        let limits = JsonLimits::compile(&Default::default(), "json").unwrap();
+        for body in [r#"{"qty":1,"qty":99}"#, r#"{"qty":99,"qty":1}"#] {
+            let tree = parse(body.as_bytes(), &limits, &mut |_, _, _| true).unwrap();
+            assert_eq!(schema.validate(&tree), ["/qty: maximum"], "{body}");
+        }
+    }
+
+    #[test]
+    fn numbers_compare_by_value_whatever_their_spelling() {
+        let cases = [
+            (json!({"enum": [100]}), "1e2", true),
+            (json!({"enum": [100]}), "100.0", true),
+            (json!({"const": 0}), "-0", true),
+            (json!({"type": "integer"}), "1E2", true),
+            (json!({"type": "integer"}), "1.5e1", true),
+            (json!({"type": "integer"}), "1.25e1", false),
+            (json!({"type": "integer"}), "18446744073709551616", true),
+            (json!({"maximum": 9007199254740992u64}), "9007199254740993", true),
+        ];
+        let limits = JsonLimits::compile(&Default::default(), "json").unwrap();
+        for (schema, body, valid) in cases {
+            let tree = parse(body.as_bytes(), &limits, &mut |_, _, _| true).unwrap();
+            let errors = Schema::compile(&schema, "schema").unwrap().validate(&tree);
+            assert_eq!(errors.is_empty(), valid, "{schema} {body}: {errors:?}");
         }
     }
 
