@@ -8,6 +8,8 @@
 pub mod audit;
 #[cfg(feature = "bundle")]
 pub mod bundle;
+#[cfg(any(feature = "encryption", feature = "validation"))]
+mod byte_scan;
 pub mod config;
 pub mod decision;
 pub mod http;

@@ -313,7 +313,7 @@ impl<'a> Reader<'a> {
         let mut escaped = false;
         loop {
             // Skip plain bytes in one pass; stop at a quote, a backslash or a control byte.
-            self.pos += string_stop(self.bytes.get(self.pos..).unwrap_or_default());
+            self.pos += crate::byte_scan::plain_run(self.bytes.get(self.pos..).unwrap_or_default());
             match self.peek().ok_or(JsonError::Syntax)? {
                 b'"' => {
                     self.pos += 1;
@@ -388,26 +388,6 @@ impl<'a> Reader<'a> {
             Ok(())
         }
     }
-}
-
-/// The index of the first `"`, `\` or control byte of `bytes` (its length if none). Eight bytes
-/// at a time with the has-zero-byte and has-less-than word tricks (exact as yes/no answers), then
-/// byte by byte from the word that has one: a byte loop costs several wasm instructions per byte.
-fn string_stop(bytes: &[u8]) -> usize {
-    const ONES: u64 = u64::from_le_bytes([1; 8]);
-    const HIGHS: u64 = u64::from_le_bytes([0x80; 8]);
-    let has_zero = |x: u64| x.wrapping_sub(ONES) & !x & HIGHS != 0;
-    let mut at = 0;
-    for chunk in bytes.chunks_exact(8) {
-        let Ok(word) = <[u8; 8]>::try_from(chunk).map(u64::from_le_bytes) else { break };
-        let control = word.wrapping_sub(ONES * 0x20) & !word & HIGHS != 0;
-        if control || has_zero(word ^ (ONES * u64::from(b'"'))) || has_zero(word ^ (ONES * u64::from(b'\\'))) {
-            break;
-        }
-        at += 8;
-    }
-    let rest = bytes.get(at..).unwrap_or_default();
-    at + rest.iter().position(|&b| b == b'"' || b == b'\\' || b < 0x20).unwrap_or(rest.len())
 }
 
 /// Replaces disjoint byte ranges of `body`; `edits` must be sorted by start.
@@ -529,34 +509,6 @@ mod tests {
         let first = Pointer::parse("/0", "p").unwrap();
         assert!(parse_for(ok.as_bytes(), &[first.segments()]).is_ok());
         assert_eq!(parse_for(deep.as_bytes(), &[first.segments()]), Err(JsonError::TooDeep));
-    }
-
-    #[test]
-    fn string_stop_finds_the_first_quote_backslash_or_control_byte() {
-        let naive = |b: &[u8]| b.iter().position(|&c| c == b'"' || c == b'\\' || c < 0x20).unwrap_or(b.len());
-        let alphabet =
-            [b'a', b'"', b'\\', 0x00, 0x1f, 0x20, 0x21, 0x5b, 0x5d, 0x7f, 0x80, 0xc3, 0xa9, 0xff, b'!', b'#'];
-        let mut state = 0x9e37_79b9_7f4a_7c15u64;
-        for len in 0..40 {
-            for _ in 0..300 {
-                let bytes: Vec<u8> = (0..len)
-                    .map(|_| {
-                        state ^= state << 13;
-                        state ^= state >> 7;
-                        state ^= state << 17;
-                        // Mostly plain bytes, so stops land at every offset of a word.
-                        if state.is_multiple_of(5) {
-                            alphabet[(state >> 8) as usize % alphabet.len()]
-                        } else {
-                            b'a' + (state >> 16) as u8 % 26
-                        }
-                    })
-                    .collect();
-                assert_eq!(string_stop(&bytes), naive(&bytes), "{bytes:?}");
-            }
-        }
-        let long = [b"x".repeat(1000), b"\"".to_vec()].concat();
-        assert_eq!(string_stop(&long), 1000);
     }
 
     #[test]

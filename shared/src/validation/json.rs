@@ -480,9 +480,7 @@ impl<'a, 'l> Scanner<'a, 'l> {
 
     /// Skips string bytes that need no decoding: up to a quote, a backslash or a control byte.
     fn skip_plain(&mut self) {
-        while matches!(self.peek(), Some(b) if b != b'"' && b != b'\\' && b >= 0x20) {
-            self.pos += 1;
-        }
+        self.pos += crate::byte_scan::plain_run(self.bytes.get(self.pos..).unwrap_or_default());
     }
 
     fn hex4(&mut self) -> Result<u32, ScanError> {
