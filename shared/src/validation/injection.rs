@@ -73,7 +73,7 @@ impl Detector {
             Detector::Sqli => !is_plain_word(value) && libinjectionrs::is_sqli(value.as_bytes()),
             Detector::Xss => may_be_markup(value) && libinjectionrs::detect_xss(value.as_bytes()).is_injection(),
             Detector::PathTraversal => has_traversal(value),
-            Detector::Crlf => value.contains(['\r', '\n']),
+            Detector::Crlf => crate::byte_scan::contains_either(value.as_bytes(), b'\r', b'\n'),
         }
     }
 }

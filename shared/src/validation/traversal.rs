@@ -12,6 +12,16 @@ const OVERLONG: [&str; 6] = ["%c0%ae", "%e0%80%ae", "%c0%af", "%e0%80%af", "%c1%
 
 /// Whether `raw` (as received, not yet decoded) holds a traversal or a NUL byte.
 pub fn has_traversal(raw: &str) -> bool {
+    // Without a `%` no layer decodes to anything new, and every overlong form starts with one:
+    // the loop below would check this layer alone (most paths and values take this way).
+    if !raw.contains('%') {
+        return has_dot_dot_segment(raw) || raw.contains('\0');
+    }
+    in_some_layer(raw)
+}
+
+/// Decodes up to [`LAYERS`] layers, checking each.
+fn in_some_layer(raw: &str) -> bool {
     let mut layer = raw.to_string();
     for _ in 0..LAYERS {
         if has_dot_dot_segment(&layer) || layer.contains('\0') || has_overlong(&layer) {
@@ -31,7 +41,8 @@ pub fn has_traversal(raw: &str) -> bool {
 }
 
 fn has_dot_dot_segment(value: &str) -> bool {
-    value.split(['/', '\\']).any(|segment| segment == ".." || segment.starts_with("..;"))
+    value.as_bytes().windows(2).any(|pair| pair == b"..")
+        && value.split(['/', '\\']).any(|segment| segment == ".." || segment.starts_with("..;"))
 }
 
 fn has_overlong(value: &str) -> bool {
@@ -93,6 +104,25 @@ mod tests {
         ];
         for attack in attacks {
             assert!(has_traversal(attack), "{attack}");
+        }
+    }
+
+    #[test]
+    fn the_shortcut_without_percent_signs_agrees_with_decoding_every_layer() {
+        let pieces = ["..", ".", "/", "\\", "..;", "a", "\0", "%2e", "%2f", "%25", "%00", "%c0%ae", "%", "x/"];
+        let mut state = 0x2545_f491_4f6c_dd1du64;
+        for _ in 0..20_000 {
+            let mut value = String::new();
+            for _ in 0..state % 7 {
+                state ^= state << 13;
+                state ^= state >> 7;
+                state ^= state << 17;
+                value.push_str(pieces[(state >> 20) as usize % pieces.len()]);
+            }
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            assert_eq!(has_traversal(&value), in_some_layer(&value), "{value:?}");
         }
     }
 
