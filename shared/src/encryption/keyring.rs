@@ -11,6 +11,7 @@ use aes_gcm::aes::Aes256;
 use aes_gcm::Aes256Gcm;
 
 use super::ciphertext::OpenError;
+use super::siv::Siv;
 
 /// Length of every data key and key-encryption key.
 pub const KEY_LEN: usize = 32;
@@ -21,7 +22,7 @@ pub struct DataKey {
     id: String,
     version: u32,
     gcm: Aes256Gcm,
-    siv: [u8; 64],
+    siv: Siv,
     fingerprint: String,
 }
 
@@ -38,8 +39,10 @@ impl DataKey {
         let kdf = Aes256::new(material.into());
         let mut gcm_key = [0u8; 32];
         derive(&kdf, 1, &mut gcm_key);
-        let mut siv = [0u8; 64];
-        derive(&kdf, 2, &mut siv);
+        let mut siv_key = [0u8; 64];
+        derive(&kdf, 2, &mut siv_key);
+        let (mac_key, cipher_key) = siv_key.split_at(32);
+        let siv = Siv::new(mac_key.into(), cipher_key.into());
         let mut print = [0u8; 16];
         derive(&kdf, 3, &mut print);
         let fingerprint = print.iter().take(8).map(|b| format!("{b:02x}")).collect();
@@ -66,7 +69,7 @@ impl DataKey {
         &self.gcm
     }
 
-    pub(crate) fn siv_key(&self) -> &[u8; 64] {
+    pub(crate) fn siv(&self) -> &Siv {
         &self.siv
     }
 }
@@ -124,7 +127,9 @@ mod tests {
         assert_ne!(a.fingerprint(), b.fingerprint());
         assert_eq!(a.fingerprint(), DataKey::new("other", 9, &[1; 32]).fingerprint());
         assert_eq!(a.fingerprint().len(), 16);
-        assert_ne!(a.siv[..32], a.siv[32..]);
+        let mut siv_key = [0u8; 64];
+        derive(&Aes256::new(&[1u8; 32].into()), 2, &mut siv_key);
+        assert_ne!(siv_key[..32], siv_key[32..]);
         assert!(!format!("{a:?}").contains("siv"));
         // The derivation is AES-256 of fixed blocks: check one block against a direct call.
         let kdf = Aes256::new(&[1u8; 32].into());

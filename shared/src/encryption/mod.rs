@@ -29,6 +29,7 @@ pub mod envelope;
 pub mod json;
 pub mod keyring;
 pub mod pointer;
+pub mod siv;
 pub mod transform;
 pub mod usage;
 
