@@ -51,9 +51,12 @@ pub(crate) mod testing {
     pub struct CountingNonces(pub u8);
 
     impl NonceSource for CountingNonces {
+        /// Each nonce-sized piece gets the next counter value, however many one call asks for.
         fn fill(&mut self, dest: &mut [u8]) -> Result<(), RandomUnavailable> {
-            self.0 = self.0.wrapping_add(1);
-            dest.fill(self.0);
+            for nonce in dest.chunks_mut(super::ciphertext::NONCE_LEN) {
+                self.0 = self.0.wrapping_add(1);
+                nonce.fill(self.0);
+            }
             Ok(())
         }
     }

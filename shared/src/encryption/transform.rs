@@ -8,7 +8,9 @@ use crate::decision::LocalReply;
 use crate::identity::{claim_strings, Identity};
 use crate::route::Routes;
 
-use super::ciphertext::{self, Binding, Envelope, Mode, NonceSource, OpenError, Plain, PREFIX};
+use super::ciphertext::{
+    self, Binding, Envelope, Mode, NonceSource, OpenError, Plain, RandomUnavailable, NONCE_LEN, PREFIX,
+};
 use super::config::{Field, Policy, RedactionConfig, Route};
 use super::json::{self, JsonError};
 use super::pointer::Segment;
@@ -309,13 +311,15 @@ impl Policy {
             })?;
             outcome.usage = Some(self.usage.assess(counter, before, gcm_seals));
         }
+        let mut nonces = DrawnNonces::draw(rng, gcm_seals).map_err(|_| Refusal::Unavailable)?;
         let mut edits = Vec::with_capacity(plan.len());
         for Planned { span, field: field_index, record, action } in plan {
             let Action::Seal { plain, rewrap } = action else { continue };
             let field = self.field(field_index)?;
             let context = contexts.get(field_index, field, identity).unwrap_or_default();
             let binding = Binding { field: &field.name, context, record: record.as_deref() };
-            let text = ciphertext::seal(primary, field.mode, binding, &plain, rng).map_err(|_| Refusal::Unavailable)?;
+            let text = ciphertext::seal(primary, field.mode, binding, &plain, &mut nonces)
+                .map_err(|_| Refusal::Unavailable)?;
             edits.push((span, json_string(&text)));
             if rewrap {
                 outcome.rewrapped += 1;
@@ -500,6 +504,34 @@ fn context_values(field: &Field, identity: Option<&Identity>) -> Option<Vec<(Str
         .collect()
 }
 
+/// A request's nonces, drawn from the random source in one call: in Envoy each call crosses
+/// into the host, which costs more than the bytes.
+struct DrawnNonces {
+    bytes: Vec<u8>,
+    used: usize,
+}
+
+impl DrawnNonces {
+    fn draw(rng: &mut dyn NonceSource, count: u64) -> Result<Self, RandomUnavailable> {
+        let len = usize::try_from(count).map_err(|_| RandomUnavailable)?.saturating_mul(NONCE_LEN);
+        let mut bytes = vec![0u8; len];
+        if len > 0 {
+            rng.fill(&mut bytes)?;
+        }
+        Ok(Self { bytes, used: 0 })
+    }
+}
+
+impl NonceSource for DrawnNonces {
+    /// Hands out the next unused bytes; never the same ones twice.
+    fn fill(&mut self, dest: &mut [u8]) -> Result<(), RandomUnavailable> {
+        let next = self.bytes.get(self.used..self.used + dest.len()).ok_or(RandomUnavailable)?;
+        dest.copy_from_slice(next);
+        self.used += dest.len();
+        Ok(())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::{json, Value};
@@ -603,6 +635,52 @@ mod tests {
         let (partial, _) = decrypt(&policy, "GET", &listing, Some(&scoped));
         assert_eq!(partial["users"][0]["name"], original["name"]);
         assert_eq!(partial["users"][0]["email"], Value::Null);
+    }
+
+    #[test]
+    fn a_request_draws_its_nonces_in_one_call_and_uses_each_once() {
+        struct Recording(Vec<usize>, u8);
+        impl NonceSource for Recording {
+            fn fill(&mut self, dest: &mut [u8]) -> Result<(), RandomUnavailable> {
+                self.0.push(dest.len());
+                for byte in dest.iter_mut() {
+                    self.1 = self.1.wrapping_add(1);
+                    *byte = self.1;
+                }
+                Ok(())
+            }
+        }
+        let policy = policy();
+        let mut random = Recording(Vec::new(), 0);
+        let outcome = policy
+            .encrypt_request(
+                route(&policy, "POST"),
+                USER.as_bytes(),
+                Some(&caller(&[], Some("acme"))),
+                &mut random,
+                &mut MemoryLedger::default(),
+            )
+            .unwrap();
+        // name and the two ssn values are AES-GCM; the email is AES-SIV and needs none.
+        assert_eq!(random.0, [3 * NONCE_LEN]);
+        let stored: Value = serde_json::from_slice(&outcome.body.unwrap()).unwrap();
+        let nonces: Vec<Vec<u8>> = [&stored["name"], &stored["ids"][0]["ssn"], &stored["ids"][2]["ssn"]]
+            .iter()
+            .map(|value| {
+                let envelope = Envelope::parse(value.as_str().unwrap()).unwrap();
+                envelope.payload[..NONCE_LEN].to_vec()
+            })
+            .collect();
+        let expected: Vec<Vec<u8>> = (0..3u8).map(|i| (1..=12).map(|b| i * 12 + b).collect()).collect();
+        assert_eq!(nonces, expected);
+        // A body with nothing to seal at random draws nothing.
+        let mut idle = Recording(Vec::new(), 0);
+        let only_email = br#"{"email": "a"}"#;
+        let alice = caller(&[], Some("acme"));
+        policy
+            .encrypt_request(route(&policy, "POST"), only_email, Some(&alice), &mut idle, &mut MemoryLedger::default())
+            .unwrap();
+        assert!(idle.0.is_empty());
     }
 
     #[test]
