@@ -267,11 +267,8 @@ pub fn gcm_open(cipher: &Aes256Gcm, nonce: &[u8], aad: &[u8], sealed: &[u8]) -> 
 mod tests {
     use super::*;
     use crate::encryption::keyring::DataKey;
+    use crate::encryption::testing::hex;
     use aes_gcm::KeyInit;
-
-    fn hex(s: &str) -> Vec<u8> {
-        (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
-    }
 
     use crate::encryption::testing::CountingNonces;
 

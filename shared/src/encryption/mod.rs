@@ -47,6 +47,11 @@ pub(crate) mod testing {
     use super::ciphertext::{NonceSource, RandomUnavailable};
     use super::envelope;
 
+    /// Bytes from hex, for test vectors.
+    pub fn hex(s: &str) -> Vec<u8> {
+        (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
+    }
+
     /// Counts up from a seed, so tests are deterministic.
     pub struct CountingNonces(pub u8);
 

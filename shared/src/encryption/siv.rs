@@ -106,12 +106,9 @@ fn xor(into: &mut Block, from: &[u8]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::encryption::testing::hex;
     use aes_gcm::aes::Aes128;
     use aes_siv::siv::Aes256Siv;
-
-    fn hex(s: &str) -> Vec<u8> {
-        (0..s.len()).step_by(2).map(|i| u8::from_str_radix(&s[i..i + 2], 16).unwrap()).collect()
-    }
 
     #[test]
     fn matches_rfc_5297_a1() {
