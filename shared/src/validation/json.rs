@@ -147,6 +147,8 @@ fn member_name<'a>(stack: &[Frame], path: &[Segment<'a>]) -> Option<Cow<'a, str>
 struct Builder<'a> {
     open: Vec<(Option<Cow<'a, str>>, Node<'a>)>,
     done: Option<Node<'a>>,
+    /// A step the scanner never takes happened: the tree is not the body's.
+    broken: bool,
 }
 
 impl<'a> Builder<'a> {
@@ -160,15 +162,22 @@ impl<'a> Builder<'a> {
         match (self.open.last_mut(), name) {
             (Some((_, Node::Object(members))), Some(name)) => members.push((name, value)),
             (Some((_, Node::Array(items))), None) => items.push(value),
-            _ => self.done = Some(value),
+            (None, None) if self.done.is_none() => self.done = Some(value),
+            _ => self.broken = true,
         }
     }
 
     /// Closes the innermost container and adds it to its parent.
     fn close(&mut self) {
-        if let Some((name, container)) = self.open.pop() {
-            self.add(name, container);
+        match self.open.pop() {
+            Some((name, container)) => self.add(name, container),
+            None => self.broken = true,
         }
+    }
+
+    /// The whole tree; none unless every container was closed and nothing went amiss.
+    fn finish(self) -> Option<Node<'a>> {
+        (!self.broken && self.open.is_empty()).then_some(self.done).flatten()
     }
 }
 
@@ -188,7 +197,8 @@ pub fn parse<'a>(
     visit: &mut dyn FnMut(&[Segment], StrRole, &str) -> bool,
 ) -> Result<Node<'a>, ScanError> {
     let tree = Scanner::new(body, limits, Some(Builder::default()))?.run(visit)?;
-    tree.ok_or(ScanError::Syntax(body.len()))
+    // Always a tree after a complete scan; refused rather than validated otherwise.
+    tree.and_then(Builder::finish).ok_or(ScanError::Syntax(body.len()))
 }
 
 struct Scanner<'a, 'l> {
@@ -207,8 +217,11 @@ impl<'a, 'l> Scanner<'a, 'l> {
         Ok(Scanner { text, bytes: text.as_bytes(), pos: 0, limits, stack: Vec::new(), path: Vec::new(), tree })
     }
 
-    /// Scans the whole text; the tree, when one is built.
-    fn run(mut self, visit: &mut dyn FnMut(&[Segment], StrRole, &str) -> bool) -> Result<Option<Node<'a>>, ScanError> {
+    /// Scans the whole text; the tree's builder, when one is built.
+    fn run(
+        mut self,
+        visit: &mut dyn FnMut(&[Segment], StrRole, &str) -> bool,
+    ) -> Result<Option<Builder<'a>>, ScanError> {
         'value: loop {
             // A value starts here.
             self.skip_ws();
@@ -277,7 +290,7 @@ impl<'a, 'l> Scanner<'a, 'l> {
             loop {
                 self.skip_ws();
                 match (self.stack.last(), self.peek()) {
-                    (None, None) => return Ok(self.tree.and_then(|tree| tree.done)),
+                    (None, None) => return Ok(self.tree),
                     (None, Some(_)) => return Err(ScanError::Syntax(self.pos)),
                     (Some(Frame::Object { .. }), Some(b',')) => {
                         self.pos += 1;
@@ -651,6 +664,35 @@ mod tests {
             matches!(&members[0].1, Node::Array(items) if matches!(&items[0], Node::String(Cow::Borrowed("text"))))
         );
         assert!(matches!(&members[1].0, Cow::Owned(name) if name == "escaped"));
+    }
+
+    #[test]
+    fn a_builder_driven_out_of_order_yields_no_tree() {
+        let name = || Some(Cow::Borrowed("a"));
+        let mut unnamed_member = Builder::default();
+        unnamed_member.open(None, Node::Object(Vec::new()));
+        unnamed_member.add(None, Node::Null);
+        unnamed_member.close();
+        let mut named_item = Builder::default();
+        named_item.open(None, Node::Array(Vec::new()));
+        named_item.add(name(), Node::Null);
+        named_item.close();
+        let mut two_roots = Builder::default();
+        two_roots.add(None, Node::Null);
+        two_roots.add(None, Node::Null);
+        let mut extra_close = Builder::default();
+        extra_close.add(None, Node::Null);
+        extra_close.close();
+        let mut unclosed = Builder::default();
+        unclosed.open(None, Node::Array(Vec::new()));
+        for builder in [unnamed_member, named_item, two_roots, extra_close, unclosed] {
+            assert!(builder.finish().is_none());
+        }
+        let mut fine = Builder::default();
+        fine.open(None, Node::Object(Vec::new()));
+        fine.add(name(), Node::Bool(true));
+        fine.close();
+        assert!(matches!(fine.finish(), Some(Node::Object(members)) if members.len() == 1));
     }
 
     #[test]
