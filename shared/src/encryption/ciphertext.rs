@@ -118,7 +118,14 @@ impl<'a> Envelope<'a> {
 
     /// The ciphertext string.
     pub fn render(&self) -> String {
-        format!("{PREFIX}{}:{}:{}", self.mode.tag(), self.key_id, URL_SAFE_NO_PAD.encode(&self.payload))
+        let tag = self.mode.tag();
+        let mut out =
+            String::with_capacity(PREFIX.len() + tag.len() + self.key_id.len() + 2 + self.payload.len() * 4 / 3 + 4);
+        for part in [PREFIX, tag, ":", self.key_id, ":"] {
+            out.push_str(part);
+        }
+        URL_SAFE_NO_PAD.encode_string(&self.payload, &mut out);
+        out
     }
 }
 

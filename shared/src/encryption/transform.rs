@@ -280,7 +280,7 @@ impl Policy {
                     ),
                 };
                 let binding = Binding { field: &field.name, context, record: record.as_deref() };
-                let action = if raw.starts_with(&format!("\"{PREFIX}")) {
+                let action = if is_ciphertext_text(raw) {
                     let (key_id, mode, plain) =
                         self.open_text(raw, binding).map_err(|_| Refusal::InvalidCiphertext(field.name.clone()))?;
                     if self.rewrap && (key_id != primary.id() || mode != field.mode) {
@@ -363,7 +363,7 @@ impl Policy {
                 if raw == "null" {
                     continue;
                 }
-                let result = if !raw.starts_with(&format!("\"{PREFIX}")) {
+                let result = if !is_ciphertext_text(raw) {
                     Err("not_encrypted")
                 } else if !readable {
                     // A malformed value is redacted as a failure, so `ciphertext` never passes
@@ -502,6 +502,11 @@ fn context_values(field: &Field, identity: Option<&Identity>) -> Option<Vec<(Str
             _ => None,
         })
         .collect()
+}
+
+/// Whether a value's JSON text is a string that starts like a ciphertext.
+fn is_ciphertext_text(raw: &str) -> bool {
+    raw.strip_prefix('"').is_some_and(|text| text.starts_with(PREFIX))
 }
 
 /// A request's nonces, drawn from the random source in one call: in Envoy each call crosses
