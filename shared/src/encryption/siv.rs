@@ -5,8 +5,10 @@
 //! recomputed S2V's first block, CMAC(0^128), which depends on the key alone. Under wasm, where
 //! AES runs in software, that was about 60k of the 115k instructions a deterministic field cost
 //! over a randomized one. This is the same construction over the same crates (`cmac`, `ctr`,
-//! `aes`, `dbl`) with that keyed state computed once; the tests hold it to RFC 5297's vector and
-//! to `aes_siv` itself on generated keys, data and lengths.
+//! `aes`, `dbl`) with that keyed state computed once, and S2V's state after the associated data
+//! remembered for recent associated data (a deterministic field's repeats on every request); the
+//! tests hold it to RFC 5297's vector and to `aes_siv` itself on generated keys, data and
+//! lengths.
 
 use aes_gcm::aes::cipher::consts::U16;
 use aes_gcm::aes::cipher::{
@@ -17,18 +19,53 @@ use cmac::{Cmac, Mac};
 use ctr::flavors::Ctr128BE;
 use ctr::CtrCore;
 use dbl::Dbl;
+use std::cell::RefCell;
 
 /// The synthetic IV's length, which is also the tag's.
 pub const IV_LEN: usize = 16;
 
 type Block = aes_gcm::aes::Block;
 
-/// A keyed AES-SIV: the MAC half's CMAC, the encryption half's cipher, and CMAC(0^128).
+/// Associated data remembered per key, and the longest remembered.
+const REMEMBERED: usize = 32;
+const REMEMBERED_LEN: usize = 256;
+
+/// A keyed AES-SIV: the MAC half's CMAC, the encryption half's cipher, CMAC(0^128), and S2V's
+/// state after recently seen associated data.
 #[derive(Clone)]
 pub struct Siv<C: BlockCipher<BlockSize = U16> + BlockEncrypt + BlockEncryptMut + Clone = Aes256> {
     mac: Cmac<C>,
     cipher: C,
     zero_mac: Block,
+    headers: RefCell<Headers>,
+}
+
+/// S2V's `D` after `dbl(CMAC(0))` and the associated data's CMAC: a function of the key and the
+/// associated data alone, which for a deterministic field repeats on every request (field name,
+/// key id, tenant). Up to [`REMEMBERED`] entries, replaced in turn; compared in full, so an entry
+/// is used only for the very same bytes. The associated data is not secret.
+#[derive(Clone, Default)]
+struct Headers {
+    entries: Vec<(Vec<u8>, Block)>,
+    next: usize,
+}
+
+impl Headers {
+    fn get(&self, aad: &[u8]) -> Option<Block> {
+        self.entries.iter().find(|(seen, _)| seen == aad).map(|(_, d)| *d)
+    }
+
+    fn insert(&mut self, aad: &[u8], d: Block) {
+        if aad.len() > REMEMBERED_LEN {
+            return;
+        }
+        if self.entries.len() < REMEMBERED {
+            self.entries.push((aad.to_vec(), d));
+        } else if let Some(slot) = self.entries.get_mut(self.next) {
+            *slot = (aad.to_vec(), d);
+            self.next = (self.next + 1) % REMEMBERED;
+        }
+    }
 }
 
 impl<C> Siv<C>
@@ -41,16 +78,32 @@ where
     pub fn new(mac_key: &Key<C>, cipher_key: &Key<C>) -> Self {
         let mac = <Cmac<C> as KeyInit>::new(mac_key);
         let zero_mac = mac.clone().chain_update([0u8; 16]).finalize().into_bytes();
-        Self { mac, cipher: C::new(cipher_key), zero_mac: Block::clone_from_slice(&zero_mac) }
+        Self {
+            mac,
+            cipher: C::new(cipher_key),
+            zero_mac: Block::clone_from_slice(&zero_mac),
+            headers: RefCell::default(),
+        }
+    }
+
+    /// `dbl(CMAC(0)) xor CMAC(aad)`, remembered for the next value with the same `aad`.
+    fn header(&self, aad: &[u8]) -> Block {
+        if let Some(d) = self.headers.try_borrow().ok().and_then(|headers| headers.get(aad)) {
+            return d;
+        }
+        let mut d = self.zero_mac.dbl();
+        xor(&mut d, &self.mac.clone().chain_update(aad).finalize().into_bytes());
+        if let Ok(mut headers) = self.headers.try_borrow_mut() {
+            headers.insert(aad, d);
+        }
+        d
     }
 
     /// S2V(aad, msg) (RFC 5297 section 2.4) up to its last CMAC call, left open so that
     /// sealing can finalize it and opening can verify it in constant time.
     fn s2v(&self, aad: &[u8], msg: &[u8]) -> Cmac<C> {
+        let mut d = self.header(aad);
         let mut mac = self.mac.clone();
-        let mut d = self.zero_mac.dbl();
-        mac.update(aad);
-        xor(&mut d, &mac.finalize_reset().into_bytes());
         match msg.split_at_checked(msg.len().wrapping_sub(IV_LEN)) {
             Some((head, last)) => {
                 // len(msg) >= 16: T = msg xorend D.
@@ -151,5 +204,30 @@ mod tests {
         }
         let siv = Siv::<Aes256>::new(&[1; 32].into(), &[2; 32].into());
         assert_eq!(siv.open(b"", &[0; IV_LEN - 1]), None);
+    }
+
+    #[test]
+    fn remembered_associated_data_gives_the_same_ciphertexts() {
+        let key = [7u8; 64];
+        let ours = Siv::<Aes256>::new(key[..32].into(), key[32..].into());
+        let mut theirs = Aes256Siv::new_from_slice(&key).unwrap();
+        // Three data seen again and again, among more distinct ones than are remembered, and
+        // some too long to remember.
+        for round in 0..(4 * REMEMBERED) {
+            let aad = match round % 4 {
+                0 => format!("tenant-{}", round % 3).into_bytes(),
+                1 => format!("once-{round}").into_bytes(),
+                2 => vec![b'x'; REMEMBERED_LEN + 1 + round % 2],
+                _ => b"tenant-1".to_vec(),
+            };
+            let msg = format!("value {}", round % 5).into_bytes();
+            let sealed = ours.seal(&aad, &msg);
+            assert_eq!(sealed, theirs.encrypt([&aad], &msg).unwrap(), "round {round}");
+            assert_eq!(ours.open(&aad, &sealed), Some(msg));
+            assert_eq!(ours.open(b"tenant-9", &sealed), None);
+        }
+        let headers = ours.headers.borrow();
+        assert_eq!(headers.entries.len(), REMEMBERED);
+        assert!(headers.entries.iter().all(|(aad, _)| aad.len() <= REMEMBERED_LEN));
     }
 }
