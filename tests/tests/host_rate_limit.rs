@@ -130,6 +130,33 @@ fn tiers_come_from_the_identity_in_filter_state() {
 }
 
 #[test]
+fn identity_is_read_only_when_a_limit_needs_it_or_for_an_audit_line() {
+    let host = Host::new();
+    // Keyed by client IP, no tiers: deciding never needs the identity.
+    let config = r#"{"domain": "ip", "hash_seed_env": "PALISADE_RATE_LIMIT_SEED",
+        "limits": {"ip": {"key": ["client_ip"], "rate": {"tokens": 1, "per": "1h"}}},
+        "routes": [{"match": {}, "limits": ["ip"]}]}"#;
+    let plugin = worker(&host, config);
+    let zoe = r#"{"provider":"corp","subject":"zoe","claims":{}}"#;
+    // Allowed: a malformed identity is not even read, so not counted.
+    let exchange = plugin.send(from("192.0.2.8", "/a").property(&["palisade.identity"], "not json"));
+    assert_eq!(exchange.verdict(), Verdict::Forwarded);
+    assert_eq!(host.metric("palisade.rate_limit.identity_malformed"), Some(0));
+    // Limited: the audit line still names the caller from the identity.
+    let exchange = plugin.send(from("192.0.2.8", "/a").property(&["palisade.identity"], zoe));
+    assert_eq!(exchange.local_reply().unwrap().status, 429);
+    assert!(plugin.logged(LogLevel::Info, r#""reason":"rate_limited""#));
+    assert!(plugin.logged(LogLevel::Info, r#""principal":"zoe""#), "{:?}", plugin.logs());
+    // With tiers, deciding reads it on every request.
+    let tiered =
+        config.replace(r#""per": "1h"}}}"#, r#""per": "1h"}, "tiers": {"gold": {"tokens": 5, "per": "1h"}}}}"#);
+    let plugin = worker(&host, &tiered.replace(r#""domain": "ip""#, r#""domain": "tiered""#));
+    let exchange = plugin.send(from("192.0.2.9", "/a").property(&["palisade.identity"], "not json"));
+    assert_eq!(exchange.verdict(), Verdict::Forwarded);
+    assert_eq!(host.metric("palisade.rate_limit.identity_malformed"), Some(1));
+}
+
+#[test]
 fn shadow_mode_never_blocks() {
     let host = Host::new();
     let plugin = worker(&host, &CONFIG.replace(r#""domain": "api""#, r#""domain": "api", "shadow": true"#));

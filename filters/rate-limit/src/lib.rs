@@ -11,6 +11,7 @@ mod host_store;
 use std::rc::Rc;
 
 use palisade_core::decision::{HeaderOp, LocalReply, Verdict};
+use palisade_core::identity::Identity;
 use palisade_core::rate_limit::{compile_json, create_missing, Counted, Decision, Policy};
 use palisade_glue::{Counter, ViewNeeds};
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
@@ -36,6 +37,8 @@ struct State {
     metrics: Metrics,
     /// The connection properties deciding reads; the rest only for audit lines.
     view: ViewNeeds,
+    /// Whether deciding reads the identity; otherwise only an audit line does.
+    identity: bool,
 }
 
 /// `palisade.rate_limit.*` counters, defined once at configure time.
@@ -128,7 +131,8 @@ impl RootContext for RateLimitRoot {
         }
         let view =
             ViewNeeds { source_ip: policy.reads_source_ip(), route_name: policy.reads_route_name(), ..ViewNeeds::NONE };
-        self.state = Some(Rc::new(State { policy, metrics: Metrics::define(), view }));
+        let identity = policy.reads_identity();
+        self.state = Some(Rc::new(State { policy, metrics: Metrics::define(), view, identity }));
         true
     }
 
@@ -162,11 +166,19 @@ impl HttpContext for RateLimitHttp {
         };
         let mut request = palisade_glue::request_view_with(state.view);
         // Unreadable identity: limit the caller as anonymous.
-        let identity = palisade_glue::read_identity("rate-limit", self.context_id, state.metrics.identity_malformed);
+        let read_identity =
+            || palisade_glue::read_identity("rate-limit", self.context_id, state.metrics.identity_malformed);
+        let identity = if state.identity { read_identity() } else { None };
         let mut decision = state.policy.check(&mut HostStore, &request, identity.as_ref(), palisade_glue::now_millis());
         state.metrics.count(&decision);
         if let Some(event) = decision.audit.as_mut() {
-            // Audit lines carry the source, the peer and the route: read what deciding skipped.
+            // Audit lines carry the principal, the source, the peer and the route: read what
+            // deciding skipped.
+            if !state.identity {
+                if let Some(principal) = read_identity().as_ref().and_then(Identity::principal) {
+                    event.principal = Some(principal);
+                }
+            }
             palisade_glue::complete_request_view(&mut request, state.view);
             event.fill_connection(&request);
             palisade_glue::audit(event);

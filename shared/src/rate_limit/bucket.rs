@@ -9,6 +9,8 @@
 //! All products are taken in `u128` and saturate, so huge rates and idle gaps of any length
 //! cannot overflow; a clock that goes backwards adds nothing and moves nothing back.
 
+use super::table::push_field_parts;
+
 /// A compiled rate: capacity, continuous refill, and what the IETF headers advertise.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Rate {
@@ -112,6 +114,15 @@ impl Rate {
     /// Largest number of tokens the bucket holds.
     pub fn capacity(&self) -> u64 {
         self.capacity
+    }
+
+    /// Appends `tokens/window/capacity` as one field of a bucket's descriptor, so that a
+    /// stored level is never read in the units of another rate.
+    pub fn push_id(&self, out: &mut Vec<u8>) {
+        let (mut tokens, mut window, mut capacity) = (itoa::Buffer::new(), itoa::Buffer::new(), itoa::Buffer::new());
+        let parts =
+            [tokens.format(self.tokens), "/", window.format(self.window_secs), "/", capacity.format(self.capacity)];
+        push_field_parts(out, &parts);
     }
 
     /// A bucket that is full at `now`.
@@ -220,6 +231,21 @@ mod tests {
         assert_eq!((rate.unit, rate.refill), (1000, 3));
         let rate = Rate::new(100, 3600, Some(150)).unwrap();
         assert_eq!((rate.unit, rate.refill, rate.capacity()), (36_000, 1, 150));
+    }
+
+    #[test]
+    fn id_is_tokens_window_capacity() {
+        for (tokens, window, burst) in
+            [(10, 1, None), (100, 3600, Some(150)), (1_000_000_000, 86_400, Some(4_000_000_000))]
+        {
+            let rate = Rate::new(tokens, window, burst).unwrap();
+            let mut id = Vec::new();
+            rate.push_id(&mut id);
+            let mut expected = Vec::new();
+            let text = format!("{}/{}/{}", rate.tokens(), rate.window_secs(), rate.capacity());
+            super::super::table::push_field(&mut expected, text.as_bytes());
+            assert_eq!(id, expected);
+        }
     }
 
     #[test]

@@ -11,6 +11,7 @@
 //! tiered limits, the tier come first. The local table hashes exactly these entries, so a global
 //! backend can later send the same descriptors to a rate limit service with no config change.
 
+use std::borrow::Cow;
 use std::net::IpAddr;
 
 use serde::Deserialize;
@@ -19,7 +20,7 @@ use crate::config::ConfigError;
 use crate::http::{percent_decode, query_pairs, RequestView};
 use crate::identity::{claim_strings, ClaimPath, Identity};
 
-use super::table::push_field;
+use super::table::{push_field, push_field_parts};
 
 /// Where one part of a key comes from, as written in config.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -89,38 +90,44 @@ impl KeySource {
         })
     }
 
-    /// The descriptor entry's key.
-    pub fn descriptor_key(&self) -> String {
+    /// The descriptor entry's key, in two parts to join: `["header.", name]`.
+    pub fn descriptor_key(&self) -> [&str; 2] {
         match self {
-            KeySource::ClientIp => "remote_address".into(),
-            KeySource::Header(name) => format!("header.{name}"),
-            KeySource::Query(name) => format!("query.{name}"),
-            KeySource::Subject => "subject".into(),
-            KeySource::Consumer => "consumer".into(),
-            KeySource::Claim(_, path) => format!("claim.{path}"),
-            KeySource::Route => "route".into(),
+            KeySource::ClientIp => ["remote_address", ""],
+            KeySource::Header(name) => ["header.", name],
+            KeySource::Query(name) => ["query.", name],
+            KeySource::Subject => ["subject", ""],
+            KeySource::Consumer => ["consumer", ""],
+            KeySource::Claim(_, path) => ["claim.", path],
+            KeySource::Route => ["route", ""],
         }
     }
 
-    /// The value for this request; `None` when the source is absent or empty.
-    pub fn resolve(&self, request: &Facts<'_>) -> Option<String> {
+    /// The value for this request; `None` when the source is absent or empty. A header's
+    /// value is borrowed from the request.
+    pub fn resolve<'a>(&self, request: &Facts<'a>) -> Option<Cow<'a, str>> {
         let value = match self {
-            KeySource::ClientIp => request.client_ip.map(|ip| ip.to_string()),
-            KeySource::Header(name) => request.request.headers.get(name).map(str::to_string),
+            KeySource::ClientIp => request.client_ip.map(|ip| Cow::Owned(ip.to_string())),
+            KeySource::Header(name) => request.request.headers.get(name).map(Cow::Borrowed),
             KeySource::Query(name) => request
                 .request
                 .query()
                 .and_then(|query| query_pairs(query).find(|(key, _)| percent_decode(key, true) == *name))
-                .map(|(_, value)| percent_decode(value, true)),
-            KeySource::Subject => request.identity.and_then(|id| id.subject.clone()),
-            KeySource::Consumer => request.identity.and_then(|id| id.consumer.clone()),
+                .map(|(_, value)| Cow::Owned(percent_decode(value, true))),
+            KeySource::Subject => request.identity.and_then(|id| id.subject.as_deref()).map(Cow::Borrowed),
+            KeySource::Consumer => request.identity.and_then(|id| id.consumer.as_deref()).map(Cow::Borrowed),
             KeySource::Claim(path, _) => {
                 let values = claim_strings(request.identity?.claim(path)?, false);
-                Some(values.join(","))
+                Some(Cow::Owned(values.join(",")))
             }
-            KeySource::Route => request.request.route_name.clone(),
+            KeySource::Route => request.request.route_name.as_deref().map(Cow::Borrowed),
         }?;
         (!value.is_empty()).then_some(value)
+    }
+
+    /// Whether the value comes from the identity jwt-authn left in filter state.
+    pub fn reads_identity(&self) -> bool {
+        matches!(self, KeySource::Subject | KeySource::Consumer | KeySource::Claim(..))
     }
 }
 
@@ -135,22 +142,36 @@ pub struct Facts<'a> {
     pub client_ip: Option<IpAddr>,
 }
 
-/// An ordered list of descriptor entries identifying one bucket.
+/// The bytes that identify one bucket, the input of its fingerprint: descriptor entries in
+/// order, each key and value length-prefixed so that no two entry lists encode alike.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Descriptor {
-    /// `(key, value)` entries, in order.
-    pub entries: Vec<(String, String)>,
+    bytes: Vec<u8>,
 }
 
 impl Descriptor {
-    /// Length-prefixed bytes of every entry, the input of the fingerprint.
-    pub fn encode(&self) -> Vec<u8> {
-        let mut out = Vec::new();
-        for (key, value) in &self.entries {
-            push_field(&mut out, key.as_bytes());
-            push_field(&mut out, value.as_bytes());
+    /// Appends one entry, its key given in parts as [`KeySource::descriptor_key`] returns it.
+    pub fn push(&mut self, key: [&str; 2], value: &str) {
+        push_field_parts(&mut self.bytes, &key);
+        push_field(&mut self.bytes, value.as_bytes());
+    }
+
+    /// Appends every source's entry; `false` when one is absent, and then nothing is appended.
+    pub fn push_sources(&mut self, sources: &[KeySource], facts: &Facts<'_>) -> bool {
+        let mark = self.bytes.len();
+        for source in sources {
+            let Some(value) = source.resolve(facts) else {
+                self.bytes.truncate(mark);
+                return false;
+            };
+            self.push(source.descriptor_key(), &value);
         }
-        out
+        true
+    }
+
+    /// The encoded entries.
+    pub fn into_bytes(self) -> Vec<u8> {
+        self.bytes
     }
 }
 
@@ -211,7 +232,7 @@ mod tests {
         for (json, value, key) in cases {
             let source = source(json).unwrap();
             assert_eq!(source.resolve(&facts).as_deref(), value, "{json}");
-            assert_eq!(source.descriptor_key(), key);
+            assert_eq!(source.descriptor_key().concat(), key);
         }
         let anonymous = Facts { identity: None, ..facts };
         assert_eq!(source(r#""subject""#).unwrap().resolve(&anonymous), None);
@@ -229,8 +250,33 @@ mod tests {
 
     #[test]
     fn descriptor_encoding_keeps_entry_boundaries() {
-        let a = Descriptor { entries: vec![("k".into(), "ab".into()), ("c".into(), String::new())] };
-        let b = Descriptor { entries: vec![("k".into(), "a".into()), ("bc".into(), String::new())] };
-        assert_ne!(a.encode(), b.encode());
+        let encode = |entries: &[(&str, &str)]| {
+            let mut descriptor = Descriptor::default();
+            for (key, value) in entries {
+                descriptor.push([key, ""], value);
+            }
+            descriptor.into_bytes()
+        };
+        assert_ne!(encode(&[("k", "ab"), ("c", "")]), encode(&[("k", "a"), ("bc", "")]));
+        // A key in parts encodes as the joined key.
+        let mut parts = Descriptor::default();
+        parts.push(["header.", "x-client"], "v");
+        assert_eq!(parts.into_bytes(), encode(&[("header.x-client", "v")]));
+    }
+
+    #[test]
+    fn absent_sources_append_nothing() {
+        let request = request();
+        let facts = Facts { request: &request, identity: None, client_ip: crate::http::client_ip(&request, 0) };
+        let sources = [source(r#"{"header":"x-api-key"}"#).unwrap(), source(r#""subject""#).unwrap()];
+        let mut descriptor = Descriptor::default();
+        descriptor.push(["limit", ""], "l");
+        let before = descriptor.clone();
+        assert!(!descriptor.push_sources(&sources, &facts));
+        assert_eq!(descriptor, before);
+        assert!(descriptor.push_sources(&sources[..1], &facts));
+        let mut expected = before;
+        expected.push(["header.x-api-key", ""], "key-1");
+        assert_eq!(descriptor, expected);
     }
 }

@@ -11,7 +11,7 @@ use super::headers::{allowed_headers, too_many_requests, HeaderSettings};
 use super::keys::{Descriptor, Facts, KeySource};
 use super::limiter::{evaluate, Check, Failure, LimitReason, Outcome, Settings};
 use super::store::Store;
-use super::table::{push_field, KeyHasher, Table};
+use super::table::{KeyHasher, Table};
 
 /// The filter name in audit events.
 pub const FILTER: &str = "rate-limit";
@@ -193,6 +193,12 @@ impl Policy {
         self.routes.uses_route_name() || self.key_sources().any(|source| *source == KeySource::Route)
     }
 
+    /// Whether deciding reads the identity (a key part comes from it, or a limit has tiers);
+    /// the filter reads filter state only then, or for an audit line's principal.
+    pub fn reads_identity(&self) -> bool {
+        self.key_sources().any(KeySource::reads_identity) || self.limits.iter().any(|limit| !limit.tiers.is_empty())
+    }
+
     fn key_sources(&self) -> impl Iterator<Item = &KeySource> {
         self.limits.iter().flat_map(|limit| {
             let fallback = match &limit.on_missing_key {
@@ -288,27 +294,26 @@ impl Policy {
         tier: &str,
         cost: u64,
     ) -> Result<Option<Check<'p>>, ()> {
-        let entries = match resolve(&limit.key, facts) {
-            Some(entries) => entries,
-            None => match &limit.on_missing_key {
-                MissingKey::Deny => return Err(()),
-                MissingKey::Skip => return Ok(None),
-                MissingKey::Fallback(sources) => resolve(sources, facts).ok_or(())?,
-            },
-        };
         let rate_index = limit.tiers.iter().position(|t| t == tier).map_or(0, |i| i + 1);
         let rate = limit.rates.get(rate_index).copied().ok_or(())?;
-        let mut descriptor = Descriptor { entries: vec![("limit".into(), limit.name.clone())] };
+        let mut descriptor = Descriptor::default();
+        descriptor.push(["limit", ""], &limit.name);
         if !limit.tiers.is_empty() {
             let label = limit.tiers.get(rate_index.wrapping_sub(1)).map_or("*", String::as_str);
-            descriptor.entries.push(("tier".into(), label.to_string()));
+            descriptor.push(["tier", ""], label);
         }
-        descriptor.entries.extend(entries);
+        if !descriptor.push_sources(&limit.key, facts) {
+            match &limit.on_missing_key {
+                MissingKey::Deny => return Err(()),
+                MissingKey::Skip => return Ok(None),
+                MissingKey::Fallback(sources) if descriptor.push_sources(sources, facts) => {}
+                MissingKey::Fallback(_) => return Err(()),
+            }
+        }
         // The rate is hashed too: after a config change a stored level is never read in the
         // units of another rate; the key simply starts with a full bucket.
-        let mut hashed = descriptor.encode();
-        let rate_id = format!("{}/{}/{}", rate.tokens(), rate.window_secs(), rate.capacity());
-        push_field(&mut hashed, rate_id.as_bytes());
+        let mut hashed = descriptor.into_bytes();
+        rate.push_id(&mut hashed);
         let fingerprint = self.hasher.fingerprint(&hashed);
         Ok(Some(Check { limit: &limit.name, table: &limit.table, rate, rate_index, fingerprint, cost }))
     }
@@ -353,9 +358,4 @@ impl Policy {
         metrics.counted = Counted::Limited;
         Decision { verdict: Verdict::Respond(reply), response_headers: Vec::new(), audit: Some(audit), metrics }
     }
-}
-
-/// Every part's descriptor entry, or `None` if one is absent.
-fn resolve(sources: &[KeySource], facts: &Facts<'_>) -> Option<Vec<(String, String)>> {
-    sources.iter().map(|source| Some((source.descriptor_key(), source.resolve(facts)?))).collect()
 }

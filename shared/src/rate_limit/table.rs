@@ -66,6 +66,15 @@ pub fn push_field(out: &mut Vec<u8>, field: &[u8]) {
     out.extend_from_slice(field);
 }
 
+/// [`push_field`] of the concatenated `parts`, without building it.
+pub fn push_field_parts(out: &mut Vec<u8>, parts: &[&str]) {
+    let len: usize = parts.iter().map(|part| part.len()).sum();
+    out.extend_from_slice(&(len as u64).to_le_bytes());
+    for part in parts {
+        out.extend_from_slice(part.as_bytes());
+    }
+}
+
 /// One slot: whose bucket, the bucket, and when it is full again.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Slot {
@@ -188,7 +197,12 @@ impl Table {
     pub fn group_key(&self, fingerprint: Fingerprint) -> String {
         // High 64 bits modulo the count; the bias for counts far below 2^64 is negligible.
         let index = ((fingerprint.0 >> 64) as u64) % u64::from(self.groups);
-        format!("{}{index}", self.prefix)
+        let mut digits = itoa::Buffer::new();
+        let index = digits.format(index);
+        let mut key = String::with_capacity(self.prefix.len() + index.len());
+        key.push_str(&self.prefix);
+        key.push_str(index);
+        key
     }
 
     /// The key of the shared overflow bucket for the limit's rate number `rate`.
