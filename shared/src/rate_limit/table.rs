@@ -301,6 +301,9 @@ mod tests {
         let table = Table::new("api", "hourly", 4, 8);
         assert_eq!(table.group_key(Fingerprint(3 << 64 | 99)), "palisade.rl.api.hourly.3");
         assert_eq!(table.group_key(Fingerprint(6 << 64)), "palisade.rl.api.hourly.2");
+        let wide = Table::new("api", "m", 2048, 8);
+        assert_eq!(wide.group_key(Fingerprint(1234 << 64 | 7)), "palisade.rl.api.m.1234");
+        assert_eq!(wide.group_key(Fingerprint((2048 + 2047) << 64)), "palisade.rl.api.m.2047");
         let all: Vec<String> = table.all_keys(2).collect();
         assert_eq!(all.len(), 6);
         assert_eq!(all[0], "palisade.rl.api.hourly.0");
