@@ -579,6 +579,40 @@ fn bundle_answers_every_request_as_the_chain_does() {
 }
 
 #[test]
+fn later_layers_take_the_identity_as_written_without_reading_filter_state() {
+    let host = Host::new();
+    host.add_cluster("auth_jwks");
+    let load = |layers: &[(&str, Value)]| {
+        with_env(host.plugin("gateway").config(bundle_config(layers)).vm_id("palisade")).load().unwrap()
+    };
+    let jwt = ("jwt-authn", jwt_config(json!({"local_jwks": jwks()})));
+    let alone = load(std::slice::from_ref(&jwt));
+    let with_authz = load(&[jwt, ("authz", authz_config())]);
+    let token = token(now(&host), json!({}), &keys().es256);
+    let cost = |plugin: &Plugin| {
+        // The second request: the token is cached, as on a steady stream of requests.
+        let mut last = None;
+        for _ in 0..2 {
+            let before = plugin.crossings();
+            let exchange = host.chain(&[plugin]).send(get("/api/orders", &token));
+            assert_eq!(exchange.verdict(), Verdict::Forwarded);
+            drop(exchange);
+            let after = plugin.crossings();
+            last = Some((after.host_calls - before.host_calls, after.guest_calls - before.guest_calls));
+        }
+        last.unwrap()
+    };
+    let (alone, with_authz) = (cost(&alone), cost(&with_authz));
+    // authz's host calls: the request's header map again (jwt-authn wrote it: the token out,
+    // identity headers in), with the host's call into the allocator for its bytes, and two
+    // counters (allowed, and policy corp-users' allowed). Its policies read the principal and
+    // a claim, yet the identity costs no `get_property` (and no second allocation): reading
+    // filter state made this (4, 2).
+    assert_eq!((with_authz.0 - alone.0, with_authz.1 - alone.1), (3, 1), "{alone:?} -> {with_authz:?}");
+    assert_eq!(host.metric("palisade.authz.policy.corp-users.allowed"), Some(2));
+}
+
+#[test]
 fn encrypted_fields_decrypt_alike_through_both() {
     let twin = Twin::new(&layers());
     let good = token(now(&twin.chain_host), json!({"roles": ["pii-reader"], "tenant_id": "acme"}), &keys().es256);

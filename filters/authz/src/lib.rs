@@ -154,12 +154,12 @@ impl HttpContext for AuthzHttp {
         let mut request = palisade_glue::request_view_with(state.view);
         let identity = palisade_glue::read_identity("authz", self.context_id, state.metrics.identity_malformed);
         let port = if state.port { destination_port() } else { None };
-        let decision = state.authz.evaluate(&request, identity.as_ref(), port);
+        let decision = state.authz.evaluate(&request, identity.as_deref(), port);
         state.metrics.count(&decision);
         if decision.writes_audit() {
             // Audit lines carry the route, the peer and the source whatever the policies read.
             palisade_glue::complete_request_view(&mut request, state.view);
-            for event in state.authz.audit_events(&decision, &request, identity.as_ref()) {
+            for event in state.authz.audit_events(&decision, &request, identity.as_deref()) {
                 palisade_glue::audit(&event);
             }
         }

@@ -165,7 +165,7 @@ struct EncryptionHttp {
     /// The connection properties `request` holds so far: the rest are read for audit lines.
     read: ViewNeeds,
     /// The caller's identity from filter state (a malformed one counts as none).
-    identity: Option<Identity>,
+    identity: Option<Rc<Identity>>,
     /// The request body is still to be encrypted.
     encrypt_body: bool,
     /// The response body is to be decrypted.
@@ -237,7 +237,7 @@ impl HttpContext for EncryptionHttp {
         }
         self.decrypt_body = false;
         let body = self.get_http_response_body(0, body_size).unwrap_or_default();
-        let outcome = state.policy.decrypt_response(route, &body, self.identity.as_ref());
+        let outcome = state.policy.decrypt_response(route, &body, self.identity.as_deref());
         if let Some(new_body) = &outcome.body {
             self.set_http_response_body(0, body_size, new_body);
         }
@@ -262,7 +262,7 @@ impl EncryptionHttp {
         self.encrypt_body = false;
         let Some(route) = self.route else { return Action::Continue };
         let result =
-            state.policy.encrypt_request(route, body, self.identity.as_ref(), &mut WasiRandom, &mut SharedDataLedger);
+            state.policy.encrypt_request(route, body, self.identity.as_deref(), &mut WasiRandom, &mut SharedDataLedger);
         match result {
             Ok(outcome) => {
                 if let Some(new_body) = &outcome.body {
@@ -309,7 +309,7 @@ impl EncryptionHttp {
         // Audit lines carry the source, the peer and the route: read what is missing (once).
         palisade_glue::complete_request_view(&mut self.request, self.read);
         self.read = ViewNeeds::ALL;
-        let principal = self.identity.as_ref().and_then(Identity::principal);
+        let principal = self.identity.as_deref().and_then(Identity::principal);
         let mut event = AuditEvent::new(FILTER, decision, reason, &self.request).principal(principal);
         if let Some(field) = field {
             event = event.rule(field);

@@ -20,7 +20,7 @@ use std::hash::{BuildHasherDefault, Hasher};
 use std::rc::{Rc, Weak};
 
 use palisade_core::decision::LocalReply;
-use palisade_glue::layer::{take_local_reply, with_header_cache};
+use palisade_glue::layer::{take_local_reply, with_callback_cache};
 use palisade_glue::send_reply;
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext};
@@ -165,7 +165,7 @@ impl Flow {
             return Action::Pause;
         }
         take_local_reply();
-        with_header_cache(|| {
+        with_callback_cache(|| {
             for layer in from..self.layers.len() {
                 let Some(context) = self.layers.get_mut(layer) else { break };
                 let action = context.on_http_request_headers(num_headers, end_of_stream);
@@ -195,7 +195,7 @@ impl Flow {
 
     fn response_headers(&mut self, num_headers: usize, end_of_stream: bool) -> Action {
         take_local_reply();
-        with_header_cache(|| {
+        with_callback_cache(|| {
             for (_, layer) in self.order(Direction::Response).layers() {
                 let Some(context) = self.layers.get_mut(layer) else { continue };
                 let action = context.on_http_response_headers(num_headers, end_of_stream);

@@ -7,9 +7,11 @@
 //! host calls; without a bundle each hook is exactly the host call.
 
 use std::cell::{Cell, RefCell};
+use std::rc::Rc;
 use std::time::Duration;
 
 use palisade_core::http::Headers;
+use palisade_core::identity::Identity;
 use proxy_wasm::hostcalls;
 use proxy_wasm::types::MapType;
 
@@ -22,19 +24,20 @@ thread_local! {
     static TICK_REQUEST: Cell<Option<Duration>> = const { Cell::new(None) };
     /// Whether a local reply was sent since the bundle last looked.
     static LOCAL_REPLY_SENT: Cell<bool> = const { Cell::new(false) };
-    /// Header maps read while the bundle runs its layers' header callbacks.
-    static HEADER_CACHE: RefCell<Option<HeaderCache>> = const { RefCell::new(None) };
+    /// What the layers share while the bundle runs their header callbacks.
+    static CALLBACK_CACHE: RefCell<Option<CallbackCache>> = const { RefCell::new(None) };
 }
 
 /// The request and response header maps as last read, each valid until a write through this
-/// crate (the only way Palisade filters write headers).
+/// crate (the only way Palisade filters write headers); the identity a layer wrote.
 #[derive(Default)]
-struct HeaderCache {
+struct CallbackCache {
     request: Option<Headers>,
     response: Option<Headers>,
+    identity: Option<Rc<Identity>>,
 }
 
-impl HeaderCache {
+impl CallbackCache {
     fn slot(&mut self, map: MapType) -> Option<&mut Option<Headers>> {
         match map {
             MapType::HttpRequestHeaders => Some(&mut self.request),
@@ -47,23 +50,39 @@ impl HeaderCache {
 /// Runs `run` (the bundle running its layers' header callbacks) with the header maps read from
 /// the host once: each layer would otherwise read the same map again, and a read costs Envoy
 /// more than the rest of a light layer. A write through this crate drops the map it wrote, so a
-/// later layer reads it afresh, as a separate filter would. Outside, every read is a host call.
-pub fn with_header_cache<R>(run: impl FnOnce() -> R) -> R {
-    HEADER_CACHE.with(|cache| *cache.borrow_mut() = Some(HeaderCache::default()));
+/// later layer reads it afresh, as a separate filter would. An identity a layer writes to
+/// filter state reaches the later layers as it is, without the host call and the JSON parse
+/// (40k wasm instructions for a typical token's claims). Outside, every read is a host call.
+pub fn with_callback_cache<R>(run: impl FnOnce() -> R) -> R {
+    CALLBACK_CACHE.with(|cache| *cache.borrow_mut() = Some(CallbackCache::default()));
     let result = run();
-    HEADER_CACHE.with(|cache| *cache.borrow_mut() = None);
+    CALLBACK_CACHE.with(|cache| *cache.borrow_mut() = None);
     result
+}
+
+/// Notes the identity a layer just wrote to filter state, for the later layers of this callback.
+pub(crate) fn identity_written(identity: Rc<Identity>) {
+    CALLBACK_CACHE.with(|cache| {
+        if let Some(cache) = cache.borrow_mut().as_mut() {
+            cache.identity = Some(identity);
+        }
+    });
+}
+
+/// The identity an earlier layer wrote in this callback, if any.
+pub(crate) fn written_identity() -> Option<Rc<Identity>> {
+    CALLBACK_CACHE.with(|cache| cache.borrow().as_ref().and_then(|cache| cache.identity.clone()))
 }
 
 /// The cached copy of `map`, or the host's through `read` (kept when the cache is on).
 pub(crate) fn cached_header_map(map: MapType, read: impl FnOnce() -> Headers) -> Headers {
-    let hit = HEADER_CACHE
+    let hit = CALLBACK_CACHE
         .with(|cache| cache.borrow_mut().as_mut().and_then(|cache| cache.slot(map)).and_then(|slot| slot.clone()));
     if let Some(headers) = hit {
         return headers;
     }
     let headers = read();
-    HEADER_CACHE.with(|cache| {
+    CALLBACK_CACHE.with(|cache| {
         if let Some(slot) = cache.borrow_mut().as_mut().and_then(|cache| cache.slot(map)) {
             *slot = Some(headers.clone());
         }
@@ -73,7 +92,7 @@ pub(crate) fn cached_header_map(map: MapType, read: impl FnOnce() -> Headers) ->
 
 /// Forgets the cached copy of `map`: about to be written.
 pub(crate) fn header_map_written(map: MapType) {
-    HEADER_CACHE.with(|cache| {
+    CALLBACK_CACHE.with(|cache| {
         if let Some(slot) = cache.borrow_mut().as_mut().and_then(|cache| cache.slot(map)) {
             *slot = None;
         }
@@ -154,7 +173,7 @@ mod tests {
         cached_header_map(MapType::HttpRequestHeaders, read);
         cached_header_map(MapType::HttpRequestHeaders, read);
         assert_eq!(reads.get(), 2);
-        with_header_cache(|| {
+        with_callback_cache(|| {
             assert_eq!(path(cached_header_map(MapType::HttpRequestHeaders, read)).as_deref(), Some("/v3"));
             assert_eq!(path(cached_header_map(MapType::HttpRequestHeaders, read)).as_deref(), Some("/v3"));
             // Each map has its own copy; trailers are never cached.
@@ -170,5 +189,21 @@ mod tests {
         });
         cached_header_map(MapType::HttpRequestHeaders, read);
         assert_eq!(reads.get(), 8, "the cache ends with the callback");
+    }
+
+    #[test]
+    fn an_identity_written_reaches_the_later_layers_of_the_same_callback_only() {
+        let alice = Rc::new(Identity { provider: "corp".into(), subject: Some("alice".into()), ..Identity::default() });
+        // A separate filter: nothing is kept, every read goes to filter state.
+        identity_written(Rc::clone(&alice));
+        assert_eq!(written_identity(), None);
+        with_callback_cache(|| {
+            assert_eq!(written_identity(), None, "nothing written yet: read filter state");
+            identity_written(Rc::clone(&alice));
+            let handed = written_identity().unwrap();
+            assert!(Rc::ptr_eq(&handed, &alice), "the same identity, not a parsed copy");
+        });
+        assert_eq!(written_identity(), None, "the next callback reads filter state again");
+        with_callback_cache(|| assert_eq!(written_identity(), None, "nor does another stream's callback see it"));
     }
 }

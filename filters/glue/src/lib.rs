@@ -5,6 +5,8 @@
 //! Every host call here tolerates the refusals Envoy can give (a missing property, a map that
 //! is no longer available) so that a filter never traps on traffic.
 
+use std::rc::Rc;
+
 use palisade_core::audit::AuditEvent;
 use palisade_core::config::ConfigError;
 use palisade_core::decision::{HeaderOp, LocalReply};
@@ -252,14 +254,18 @@ fn send_local_response(status: u16, details: &str, body: Option<&[u8]>, headers:
     }
 }
 
-/// The caller's identity left in filter state by an authentication filter.
+/// The caller's identity left in filter state by an authentication filter; in the gateway
+/// bundle, the one an earlier layer wrote in this callback, as it was written.
 ///
 /// `None` when no filter set one. Unreadable state is logged, counted on `malformed`, and
 /// treated as no identity, so every consumer fails closed on it.
-pub fn read_identity(filter: &str, context_id: u32, malformed: Counter) -> Option<Identity> {
+pub fn read_identity(filter: &str, context_id: u32, malformed: Counter) -> Option<Rc<Identity>> {
+    if let Some(identity) = layer::written_identity() {
+        return Some(identity);
+    }
     let bytes = hostcalls::get_property(vec![FILTER_STATE_PROPERTY]).ok()??;
     match Identity::from_filter_state(&bytes) {
-        Ok(identity) => Some(identity),
+        Ok(identity) => Some(Rc::new(identity)),
         Err(err) => {
             malformed.inc();
             log(LogLevel::Warn, &format!("[{context_id}] palisade {filter}: {err}"));
@@ -268,9 +274,11 @@ pub fn read_identity(filter: &str, context_id: u32, malformed: Counter) -> Optio
     }
 }
 
-/// Hands the identity to later filters through filter state.
-pub fn write_identity(identity: &Identity) {
-    let _ = hostcalls::set_property(vec![FILTER_STATE_PROPERTY], Some(&identity.to_filter_state()));
+/// Hands the identity to later filters through filter state, as `filter_state`
+/// ([`Identity::to_filter_state`] of `identity`, which the caller may keep serialized).
+pub fn write_identity(identity: Rc<Identity>, filter_state: &[u8]) {
+    let _ = hostcalls::set_property(vec![FILTER_STATE_PROPERTY], Some(filter_state));
+    layer::identity_written(identity);
 }
 
 /// Writes an audit event as one JSON line at info level.

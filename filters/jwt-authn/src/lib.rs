@@ -13,7 +13,6 @@ use std::rc::Rc;
 
 use palisade_core::decision::LocalReply;
 use palisade_core::http::RequestView;
-use palisade_core::identity::FILTER_STATE_PROPERTY;
 use palisade_core::jwt::config::{KeySource, ProviderKind};
 use palisade_core::jwt::failure::ALL_FAILURES;
 use palisade_core::jwt::{Failure, Outcome, Policy};
@@ -116,7 +115,7 @@ impl Shared {
                 apply_header_ops(MapType::HttpRequestHeaders, header_ops);
                 if let Some(identity) = identity {
                     // Serialized once per verified token (cached with it), not per request.
-                    let _ = hostcalls::set_property(vec![FILTER_STATE_PROPERTY], Some(identity.filter_state()));
+                    palisade_glue::write_identity(identity.identity(), identity.filter_state());
                 }
                 self.metrics.allowed.inc();
                 Step::Continue

@@ -169,13 +169,14 @@ impl HttpContext for RateLimitHttp {
         let read_identity =
             || palisade_glue::read_identity("rate-limit", self.context_id, state.metrics.identity_malformed);
         let identity = if state.identity { read_identity() } else { None };
-        let mut decision = state.policy.check(&mut HostStore, &request, identity.as_ref(), palisade_glue::now_millis());
+        let mut decision =
+            state.policy.check(&mut HostStore, &request, identity.as_deref(), palisade_glue::now_millis());
         state.metrics.count(&decision);
         if let Some(event) = decision.audit.as_mut() {
             // Audit lines carry the principal, the source, the peer and the route: read what
             // deciding skipped.
             if !state.identity {
-                if let Some(principal) = read_identity().as_ref().and_then(Identity::principal) {
+                if let Some(principal) = read_identity().as_deref().and_then(Identity::principal) {
                     event.principal = Some(principal);
                 }
             }

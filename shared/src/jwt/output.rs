@@ -92,7 +92,7 @@ pub struct SharedIdentity(Rc<IdentityParts>);
 
 #[derive(Debug, PartialEq)]
 struct IdentityParts {
-    identity: Identity,
+    identity: Rc<Identity>,
     filter_state: Vec<u8>,
 }
 
@@ -100,12 +100,17 @@ impl SharedIdentity {
     /// Serializes `identity` for filter state.
     pub fn new(identity: Identity) -> Self {
         let filter_state = identity.to_filter_state();
-        Self(Rc::new(IdentityParts { identity, filter_state }))
+        Self(Rc::new(IdentityParts { identity: Rc::new(identity), filter_state }))
     }
 
     /// The bytes for filter state ([`Identity::to_filter_state`]).
     pub fn filter_state(&self) -> &[u8] {
         &self.0.filter_state
+    }
+
+    /// The identity itself, shared: what the gateway bundle hands its later layers.
+    pub fn identity(&self) -> Rc<Identity> {
+        Rc::clone(&self.0.identity)
     }
 }
 
