@@ -197,6 +197,29 @@ fn deny_then_allow_then_default_with_audit_lines() {
 }
 
 #[test]
+fn identity_is_read_only_when_a_policy_tests_it_or_for_an_audit_line() {
+    let host = Host::new();
+    let by_path = r#"{"policies": [
+      {"name": "admin", "action": "DENY", "rules": [{"to": [{"operation": {"paths": ["/admin/*"]}}]}]},
+      {"name": "api", "action": "ALLOW", "rules": [{"to": [{"operation": {"paths": ["/api/*", "/admin/*"]}}]}]}
+    ]}"#;
+    let plugin = authz(&host, by_path);
+    // Allowed: no policy tests the identity, so a malformed one is not even read.
+    assert_eq!(status(&plugin, Request::get("/api/x").property(&["palisade.identity"], "{not json")), 200);
+    assert_eq!(host.metric("palisade.authz.identity_malformed"), Some(0));
+    // Denied: the audit line still names the caller.
+    let alice = identity(json!({}));
+    assert_eq!(status(&plugin, Request::get("/admin/x").property(&["palisade.identity"], alice.as_str())), 403);
+    let audits = audit_events(&plugin);
+    assert_eq!(audits.len(), 1);
+    assert_eq!(audits[0]["principal"], "https://internal.example.com/alice");
+    // A policy that tests it reads it on every request.
+    let plugin = authz(&host, CONFIG);
+    assert_eq!(status(&plugin, Request::get("/admin/users").property(&["palisade.identity"], "{not json")), 401);
+    assert_eq!(host.metric("palisade.authz.identity_malformed"), Some(1));
+}
+
+#[test]
 fn unauthenticated_gets_401_and_a_failed_condition_403() {
     let host = Host::new();
     let plugin = authz(&host, CONFIG);

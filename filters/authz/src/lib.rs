@@ -1,8 +1,8 @@
 //! Palisade authz: Istio-style ALLOW / DENY / AUDIT policies enforced in Envoy.
 //!
 //! Thin glue: parse the config once ([`palisade_core::authz::Authz`]), then per request read
-//! the request view, the identity jwt-authn left in filter state and the destination port, ask
-//! the core for a decision, apply it, count it and audit it.
+//! the request view, and the identity jwt-authn left in filter state and the destination port
+//! when a policy tests them, ask the core for a decision, apply it, count it and audit it.
 
 use std::rc::Rc;
 
@@ -35,6 +35,8 @@ struct State {
     view: ViewNeeds,
     /// Whether some policy tests the destination port.
     port: bool,
+    /// Whether some policy tests the request's identity; otherwise only audit lines read it.
+    identity: bool,
 }
 
 /// `palisade.authz.*` counters, defined once at configure time.
@@ -119,7 +121,8 @@ impl RootContext for AuthzRoot {
             peer_principal: needs.peer_principal,
             route_name: needs.route_name,
         };
-        self.state = Some(Rc::new(State { authz, metrics, view, port: needs.destination_port }));
+        self.state =
+            Some(Rc::new(State { authz, metrics, view, port: needs.destination_port, identity: needs.identity }));
         true
     }
 
@@ -152,12 +155,17 @@ impl HttpContext for AuthzHttp {
         // Only the properties some policy reads: each is a host call, and one with a value
         // also makes the host call into the VM to allocate it.
         let mut request = palisade_glue::request_view_with(state.view);
-        let identity = palisade_glue::read_identity("authz", self.context_id, state.metrics.identity_malformed);
+        let read_identity = || palisade_glue::read_identity("authz", self.context_id, state.metrics.identity_malformed);
+        let mut identity = if state.identity { read_identity() } else { None };
         let port = if state.port { destination_port() } else { None };
         let decision = state.authz.evaluate(&request, identity.as_deref(), port);
         state.metrics.count(&decision);
         if decision.writes_audit() {
-            // Audit lines carry the route, the peer and the source whatever the policies read.
+            // Audit lines carry the principal, the route, the peer and the source whatever the
+            // policies read.
+            if !state.identity {
+                identity = read_identity();
+            }
             palisade_glue::complete_request_view(&mut request, state.view);
             for event in state.authz.audit_events(&decision, &request, identity.as_deref()) {
                 palisade_glue::audit(&event);

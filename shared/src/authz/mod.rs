@@ -69,6 +69,9 @@ pub struct Needs {
     pub route_name: bool,
     /// The `destination_port` argument of [`Authz::evaluate`].
     pub destination_port: bool,
+    /// The `identity` argument of [`Authz::evaluate`] (audit lines name the principal whatever
+    /// the policies read).
+    pub identity: bool,
 }
 
 /// The policies that apply to one route, split by action in config order.
@@ -179,6 +182,7 @@ impl Authz {
             peer_principal: uses.peer,
             route_name: self.routes.uses_route_name(),
             destination_port: uses.port,
+            identity: uses.identity,
         }
     }
 

@@ -75,6 +75,8 @@ pub struct Uses {
     pub peer: bool,
     /// `ports` / `notPorts`.
     pub port: bool,
+    /// `requestPrincipals` / `notRequestPrincipals`, or a `request.auth.*` condition.
+    pub identity: bool,
 }
 
 impl Uses {
@@ -85,6 +87,7 @@ impl Uses {
             remote_ip: self.remote_ip || other.remote_ip,
             peer: self.peer || other.peer,
             port: self.port || other.port,
+            identity: self.identity || other.identity,
         }
     }
 }
@@ -194,6 +197,7 @@ impl Rule {
             remote_ip: !s.remote_ip_blocks.is_empty(),
             peer: !s.principals.is_empty() || !s.namespaces.is_empty(),
             port: false,
+            identity: false,
         });
         let operations = self.to.iter().map(|o| Uses { port: !o.ports.is_empty(), ..Uses::default() });
         let conditions = self.when.iter().map(|c| match c {
@@ -204,7 +208,8 @@ impl Rule {
             }
             Condition::Strings { .. } => Uses::default(),
         });
-        sources.chain(operations).chain(conditions).fold(Uses::default(), Uses::union)
+        let identity = Uses { identity: self.needs_identity, ..Uses::default() };
+        sources.chain(operations).chain(conditions).fold(identity, Uses::union)
     }
 
     fn matches(&self, facts: &Facts<'_>, mode: Mode) -> bool {

@@ -779,9 +779,15 @@ fn needs_name_only_the_facts_some_policy_reads() {
     let plain = allow(json!({"to": [{"operation": {"paths": ["/api/*"], "methods": ["GET"]}}],
                              "from": [{"source": {"requestPrincipals": ["*"]}}],
                              "when": [{"key": "request.headers[x-tenant]", "values": ["acme"]}]}));
-    let none = Needs { source_ip: false, peer_principal: false, route_name: false, destination_port: false };
-    assert_eq!(plain.needs(), none);
+    let none =
+        Needs { source_ip: false, peer_principal: false, route_name: false, destination_port: false, identity: false };
+    assert_eq!(plain.needs(), Needs { identity: true, ..none });
     let cases = [
+        (json!({"to": [{"operation": {"paths": ["/api/*"]}}]}), none),
+        (json!({"when": [{"key": "request.headers[x-tenant]", "values": ["acme"]}]}), none),
+        (json!({"from": [{"source": {"notRequestPrincipals": ["*"]}}]}), Needs { identity: true, ..none }),
+        (json!({"when": [{"key": "request.auth.claims[groups]", "values": ["a"]}]}), Needs { identity: true, ..none }),
+        (json!({"when": [{"key": "request.auth.principal", "values": ["a"]}]}), Needs { identity: true, ..none }),
         (json!({"from": [{"source": {"ipBlocks": ["10.0.0.0/8"]}}]}), Needs { source_ip: true, ..none }),
         (json!({"when": [{"key": "source.ip", "values": ["10.0.0.1"]}]}), Needs { source_ip: true, ..none }),
         (json!({"from": [{"source": {"notRemoteIpBlocks": ["10.0.0.0/8"]}}]}), Needs { source_ip: true, ..none }),
@@ -803,6 +809,36 @@ fn needs_name_only_the_facts_some_policy_reads() {
     let routed = authz(json!({"routes": [{"match": {"route_name": "r"}, "policies": [{"name": "p", "action": "AUDIT",
         "rules": [{"to": [{"operation": {"ports": ["443"]}}]}]}]}]}));
     assert_eq!(routed.needs(), Needs { route_name: true, destination_port: true, ..none });
+}
+
+#[test]
+fn policies_that_need_no_identity_decide_alike_with_and_without_one() {
+    // The filter skips reading filter state for these configs: the identity must not matter.
+    let configs = [
+        json!({"policies": [{"name": "ip", "action": "DENY", "rules": [{"from": [{"source": {"notIpBlocks": ["10.0.0.0/8"]}}]}]},
+                            {"name": "api", "action": "ALLOW", "rules": [{"to": [{"operation": {"paths": ["/api/*"]}}]}]}]}),
+        json!({"policies": [{"name": "tenant", "action": "ALLOW",
+                             "rules": [{"when": [{"key": "request.headers[x-tenant]", "notValues": ["evil"]}]}]},
+                            {"name": "audit", "action": "AUDIT", "rules": [{"to": [{"operation": {"methods": ["POST"]}}]}]}]}),
+        json!({"default_action": "allow", "policies": [{"name": "admin", "action": "DENY", "shadow": true,
+                             "rules": [{"to": [{"operation": {"paths": ["/admin/*"]}}]}]}]}),
+    ];
+    let requests = [
+        get("/api/x"),
+        get("/web"),
+        get("/admin/x"),
+        req("POST", "/api/x").header("x-tenant", "evil"),
+        get("/api/x").ip("192.0.2.1"),
+    ];
+    for config in configs {
+        let authz = authz(config.clone());
+        assert!(!authz.needs().identity, "{config}");
+        for r in &requests {
+            for with in [r.clone().user(), r.clone().claims(json!({"groups": ["admin"], "scope": "all"}))] {
+                assert_eq!(decide(&authz, &with), decide(&authz, r), "{config} {:?}", r.view);
+            }
+        }
+    }
 }
 
 #[test]
