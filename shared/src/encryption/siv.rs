@@ -86,13 +86,15 @@ where
         }
     }
 
-    /// `dbl(CMAC(0)) xor CMAC(aad)`, remembered for the next value with the same `aad`.
-    fn header(&self, aad: &[u8]) -> Block {
+    /// `dbl(CMAC(0)) xor CMAC(aad)`, remembered for the next value with the same `aad`; `mac`
+    /// (the keyed CMAC, left reset) computes it when it is not remembered.
+    fn header(&self, aad: &[u8], mac: &mut Cmac<C>) -> Block {
         if let Some(d) = self.headers.try_borrow().ok().and_then(|headers| headers.get(aad)) {
             return d;
         }
         let mut d = self.zero_mac.dbl();
-        xor(&mut d, &self.mac.clone().chain_update(aad).finalize().into_bytes());
+        mac.update(aad);
+        xor(&mut d, &mac.finalize_reset().into_bytes());
         if let Ok(mut headers) = self.headers.try_borrow_mut() {
             headers.insert(aad, d);
         }
@@ -102,8 +104,8 @@ where
     /// S2V(aad, msg) (RFC 5297 section 2.4) up to its last CMAC call, left open so that
     /// sealing can finalize it and opening can verify it in constant time.
     fn s2v(&self, aad: &[u8], msg: &[u8]) -> Cmac<C> {
-        let mut d = self.header(aad);
         let mut mac = self.mac.clone();
+        let mut d = self.header(aad, &mut mac);
         match msg.split_at_checked(msg.len().wrapping_sub(IV_LEN)) {
             Some((head, last)) => {
                 // len(msg) >= 16: T = msg xorend D.
