@@ -110,24 +110,27 @@ fn assert_refused(response: &Response, status: u16, code: &str) {
     assert_eq!(response.json().unwrap()["error"], code, "{}", response.text());
 }
 
+/// jwt-authn then field-encryption in front of the echo upstream.
+fn listener() -> Listener {
+    Listener::new("main")
+        .filter(
+            WasmFilter::palisade("jwt-authn", JWT)
+                .unwrap()
+                .env("PALISADE_JWT_HS256_SECRET", &URL_SAFE_NO_PAD.encode(SECRET)),
+        )
+        .filter(
+            WasmFilter::palisade("field-encryption", &encryption_config())
+                .unwrap()
+                .env("PALISADE_FE_USERS_2026_01", K1)
+                .env("PALISADE_FE_USERS_2026_06", K2),
+        )
+        .route(Route::to_cluster("default", PathMatch::prefix("/"), "echo"))
+}
+
 #[test]
 fn fields_are_encrypted_before_the_upstream_and_decrypted_for_readers_only() {
     let echo = EchoServer::start().unwrap();
-    let config = EnvoyConfig::new().concurrency(1).cluster(Cluster::new("echo", echo.addr())).listener(
-        Listener::new("main")
-            .filter(
-                WasmFilter::palisade("jwt-authn", JWT)
-                    .unwrap()
-                    .env("PALISADE_JWT_HS256_SECRET", &URL_SAFE_NO_PAD.encode(SECRET)),
-            )
-            .filter(
-                WasmFilter::palisade("field-encryption", &encryption_config())
-                    .unwrap()
-                    .env("PALISADE_FE_USERS_2026_01", K1)
-                    .env("PALISADE_FE_USERS_2026_06", K2),
-            )
-            .route(Route::to_cluster("default", PathMatch::prefix("/"), "echo")),
-    );
+    let config = EnvoyConfig::new().concurrency(1).cluster(Cluster::new("echo", echo.addr())).listener(listener());
     let envoy = Envoy::start("field_encryption_end_to_end", &config).unwrap();
     let user_text =
         r#"{"id": 7, "email": "alice@example.com", "name": {"first": "Alice", "n": 12345678901234567890123}}"#;
@@ -261,4 +264,36 @@ fn fields_are_encrypted_before_the_upstream_and_decrypted_for_readers_only() {
     let log = envoy.log();
     assert!(log.contains(r#""reason":"decrypt_authentication_failed""#), "no audit line in the log");
     assert!(!log.contains("alice@example.com") && !log.contains("Plain Name"), "a value reached the log");
+}
+
+#[test]
+fn a_body_followed_by_trailers_reaches_the_upstream_encrypted() {
+    // With trailers enabled, Envoy ends a chunked body with the trailers callback rather than
+    // an end-of-stream body chunk.
+    let echo = EchoServer::start().unwrap();
+    let listener = listener().hcm_field("http_protocol_options", json!({"enable_trailers": true}));
+    let config = EnvoyConfig::new().concurrency(1).cluster(Cluster::new("echo", echo.addr())).listener(listener);
+    let envoy = Envoy::start("field_encryption_trailers", &config).unwrap();
+    let user_text = r#"{"id": 7, "email": "alice@example.com", "name": "Alice"}"#;
+    let request = Request::new("POST", "/users")
+        .header("authorization", &writer())
+        .header("content-type", "application/json")
+        .chunked(user_text.as_bytes().chunks(9).map(<[u8]>::to_vec).collect::<Vec<_>>(), Duration::from_millis(10))
+        .trailer("x-checksum", "abc");
+    let stored = upstream_body(&envoy.send(&request).unwrap());
+    for secret in ["alice@example.com", "Alice"] {
+        assert!(!stored.contains(secret), "{secret} reached the upstream: {stored}");
+    }
+    assert!(stored.starts_with(r#"{"id": 7, "email": "enc:d1:users-2026-06:"#), "{stored}");
+    // A body too large for the filter is refused before the trailers, as without them.
+    let big = format!(r#"{{"id": 1, "email": "{}"}}"#, "a".repeat(5000));
+    let request = Request::new("POST", "/users")
+        .header("authorization", &writer())
+        .header("content-type", "application/json")
+        .chunked(big.as_bytes().chunks(2000).map(<[u8]>::to_vec).collect::<Vec<_>>(), Duration::from_millis(10))
+        .trailer("x-checksum", "abc");
+    assert_refused(&envoy.send(&request).unwrap(), 413, "body_too_large");
+    let stats = envoy.stats().unwrap();
+    assert_eq!(stats.wasmcustom("palisade.field_encryption.fields_encrypted"), Some(2));
+    assert_eq!(stats.wasmcustom("palisade.field_encryption.refused.body_too_large"), Some(1));
 }

@@ -170,6 +170,50 @@ fn chunked_request_is_encrypted_and_response_decrypted_for_readers_only() {
 }
 
 #[test]
+fn bodies_followed_by_trailers_are_encrypted_and_decrypted_at_the_trailers() {
+    let host = Host::new();
+    let plugin = plugin(&host);
+    // Envoy ends such a body with the trailers callback, not with an end-of-stream body chunk:
+    // continuing there without encrypting would forward the buffered plaintext.
+    let chunks = [r#"{"id":7,"email":"alice@exa"#, r#"mple.com","name":"Alice"}"#];
+    let mut exchange = plugin.send(post(&chunks, &reader()).trailer("x-checksum", "abc"));
+    assert_eq!(exchange.verdict(), Verdict::Forwarded);
+    let upstream = exchange.upstream().unwrap().clone();
+    let stored = upstream.body_text();
+    assert!(!stored.contains("alice@example.com") && !stored.contains("Alice"), "{stored}");
+    assert!(stored.starts_with(r#"{"id":7,"email":"enc:d1:users-2026-06:"#), "{stored}");
+    assert_eq!(upstream.trailers.get("x-checksum").as_deref(), Some("abc"));
+    assert_eq!(metric(&host, "fields_encrypted"), 2);
+
+    // The response's body ends with trailers too (a gRPC-style upstream): decrypted there.
+    let middle = stored.len() / 2;
+    exchange
+        .respond(Response::ok().body_chunks([&stored[..middle], &stored[middle..]]).trailer("grpc-status", "0"))
+        .unwrap();
+    let client = exchange.client().unwrap();
+    let shown: Value = serde_json::from_slice(&client.body).unwrap();
+    assert_eq!(shown, json!({"id":7,"email":"alice@example.com","name":"Alice"}));
+    assert_eq!(client.trailers.get("grpc-status").as_deref(), Some("0"));
+    assert_eq!(metric(&host, "fields_decrypted"), 2);
+
+    // Trailers right after the headers: an empty body, refused (not JSON) as it is without
+    // them; nothing reaches the upstream.
+    let empty = || {
+        Request::new("POST", "/users")
+            .header("content-type", "application/json")
+            .property(&["palisade.identity"], reader().as_str())
+    };
+    let with_trailers = refused(&plugin.send(empty().trailer("x-checksum", "abc")));
+    assert_eq!(with_trailers, refused(&plugin.send(empty())));
+    assert_eq!(with_trailers.0, 400, "{with_trailers:?}");
+
+    // Over the limit before the trailers arrive: 413 at once, as without trailers.
+    let big = format!(r#"{{"id":1,"email":"{}"}}"#, "a".repeat(5000));
+    let exchange = plugin.send(post(&[&big[..3000], &big[3000..]], &reader()).trailer("x-checksum", "abc"));
+    assert_eq!(refused(&exchange).0, 413);
+}
+
+#[test]
 fn bad_requests_are_refused_and_never_forwarded() {
     let host = Host::new();
     let plugin = plugin(&host);

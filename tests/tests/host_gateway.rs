@@ -553,6 +553,14 @@ fn bundle_answers_every_request_as_the_chain_does() {
         assert_eq!(outcome.status(), status, "{case}: {outcome:?}");
     }
 
+    // A body that trailers end is encrypted at the trailers, in both.
+    let trailed = post_json("/users", &good, &[&user[..10], &user[10..]]).trailer("x-checksum", "abc");
+    let outcome = twin.same("encrypted fields, chunked, trailers", trailed, Some(Response::status(201)));
+    let upstream = outcome.upstream.expect("forwarded");
+    let stored = String::from_utf8_lossy(&upstream.body);
+    assert!(stored.contains("enc:") && !stored.contains("ann@example.com"), "{stored}");
+    assert_eq!(upstream.trailers.get("x-checksum").as_deref(), Some("abc"));
+
     // Decorations reached local replies: the 401 carries security-headers' headers.
     let denied = twin.same("decorated 401", get("/api/x", "bad"), None);
     let headers = &denied.client.as_ref().unwrap().headers;

@@ -145,8 +145,8 @@ impl RootContext for EncryptionRoot {
             request: RequestView::default(),
             read: ViewNeeds::NONE,
             identity: None,
-            encrypt_body: false,
-            decrypt_body: false,
+            encrypt_body: None,
+            decrypt_body: None,
         }))
     }
 
@@ -166,10 +166,10 @@ struct EncryptionHttp {
     read: ViewNeeds,
     /// The caller's identity from filter state (a malformed one counts as none).
     identity: Option<Rc<Identity>>,
-    /// The request body is still to be encrypted.
-    encrypt_body: bool,
-    /// The response body is to be decrypted.
-    decrypt_body: bool,
+    /// The request body is still to be encrypted: the bytes Envoy has buffered so far.
+    encrypt_body: Option<usize>,
+    /// The response body is to be decrypted: the bytes Envoy has buffered so far.
+    decrypt_body: Option<usize>,
 }
 
 impl Context for EncryptionHttp {}
@@ -187,7 +187,7 @@ impl HttpContext for EncryptionHttp {
         self.route = Some(route);
         self.identity =
             palisade_glue::read_identity("field-encryption", self.context_id, state.metrics.identity_malformed);
-        self.decrypt_body = state.policy.decrypts(route);
+        self.decrypt_body = state.policy.decrypts(route).then_some(0);
         if !state.policy.encrypts(route) {
             return Action::Continue;
         }
@@ -196,46 +196,74 @@ impl HttpContext for EncryptionHttp {
         if end_of_stream {
             return self.encrypt(&state, &[], 0);
         }
-        self.encrypt_body = true;
+        self.encrypt_body = Some(0);
         Action::Continue
     }
 
     fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
-        let Some(state) = self.state.clone().filter(|_| self.encrypt_body) else { return Action::Continue };
+        let Some(state) = self.state.clone().filter(|_| self.encrypt_body.is_some()) else { return Action::Continue };
         if body_size > state.policy.max_body_bytes() {
             return self.refuse(&state, &Refusal::BodyTooLarge(state.policy.max_body_bytes()));
         }
         if !end_of_stream {
-            // Envoy keeps buffering and calls again with the whole body so far.
+            // Envoy keeps buffering and calls again with the whole body so far, or ends the
+            // body with trailers.
+            self.encrypt_body = Some(body_size);
             return Action::Pause;
         }
-        let body = self.get_http_request_body(0, body_size).unwrap_or_default();
-        self.encrypt(&state, &body, body_size)
+        self.encrypt_buffered(&state, body_size)
+    }
+
+    /// A body followed by trailers ends here, not in a body callback: continuing without
+    /// encrypting would forward the buffered plaintext.
+    fn on_http_request_trailers(&mut self, _num_trailers: usize) -> Action {
+        let (Some(state), Some(body_size)) = (self.state.clone(), self.encrypt_body) else { return Action::Continue };
+        self.encrypt_buffered(&state, body_size)
     }
 
     fn on_http_response_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
-        if self.decrypt_body && !end_of_stream {
+        if self.decrypt_body.is_some() && !end_of_stream {
             palisade_glue::remove_header(MapType::HttpResponseHeaders, "content-length");
         } else {
-            self.decrypt_body = false;
+            self.decrypt_body = None;
         }
         Action::Continue
     }
 
     fn on_http_response_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
-        let Some(state) = self.state.clone().filter(|_| self.decrypt_body) else { return Action::Continue };
-        let Some(route) = self.route else { return Action::Continue };
+        let Some(state) = self.state.clone().filter(|_| self.decrypt_body.is_some()) else { return Action::Continue };
         if body_size > state.policy.max_body_bytes() {
             // Too large to buffer: pass it on as it is (ciphertexts stay ciphertexts).
-            self.decrypt_body = false;
+            self.decrypt_body = None;
             state.metrics.responses_too_large.inc();
             self.audit(AuditDecision::Allow, "response_too_large", None, None);
             return Action::Continue;
         }
         if !end_of_stream {
+            self.decrypt_body = Some(body_size);
             return Action::Pause;
         }
-        self.decrypt_body = false;
+        self.decrypt_buffered(&state, body_size)
+    }
+
+    /// A response body followed by trailers (gRPC, HTTP/2 upstreams) is decrypted here.
+    fn on_http_response_trailers(&mut self, _num_trailers: usize) -> Action {
+        let (Some(state), Some(body_size)) = (self.state.clone(), self.decrypt_body) else { return Action::Continue };
+        self.decrypt_buffered(&state, body_size)
+    }
+}
+
+impl EncryptionHttp {
+    /// Reads the buffered request body, encrypts it and replaces it, or refuses the request.
+    fn encrypt_buffered(&mut self, state: &State, body_size: usize) -> Action {
+        let body = self.get_http_request_body(0, body_size).unwrap_or_default();
+        self.encrypt(state, &body, body_size)
+    }
+
+    /// Reads the buffered response body and replaces it with its decrypted form.
+    fn decrypt_buffered(&mut self, state: &State, body_size: usize) -> Action {
+        self.decrypt_body = None;
+        let Some(route) = self.route else { return Action::Continue };
         let body = self.get_http_response_body(0, body_size).unwrap_or_default();
         let outcome = state.policy.decrypt_response(route, &body, self.identity.as_deref());
         if let Some(new_body) = &outcome.body {
@@ -254,12 +282,10 @@ impl HttpContext for EncryptionHttp {
         }
         Action::Continue
     }
-}
 
-impl EncryptionHttp {
     /// Encrypts the whole request body and replaces it, or refuses the request.
     fn encrypt(&mut self, state: &State, body: &[u8], body_size: usize) -> Action {
-        self.encrypt_body = false;
+        self.encrypt_body = None;
         let Some(route) = self.route else { return Action::Continue };
         let result =
             state.policy.encrypt_request(route, body, self.identity.as_deref(), &mut WasiRandom, &mut SharedDataLedger);
@@ -288,8 +314,8 @@ impl EncryptionHttp {
     }
 
     fn refuse(&mut self, state: &State, refusal: &Refusal) -> Action {
-        self.encrypt_body = false;
-        self.decrypt_body = false;
+        self.encrypt_body = None;
+        self.decrypt_body = None;
         state.metrics.count_refusal(refusal);
         if let Refusal::KeyExhausted { key_id, used } = refusal {
             palisade_glue::log(

@@ -29,6 +29,8 @@ pub enum Body {
         chunks: Vec<Vec<u8>>,
         /// Pause after each chunk but the last, so Envoy sees separate body callbacks.
         pause: Duration,
+        /// Trailers after the last chunk (Envoy reads them only with `enable_trailers`).
+        trailers: Vec<(String, String)>,
     },
 }
 
@@ -88,7 +90,23 @@ impl Request {
 
     /// Sets a chunked body: one HTTP chunk per element, with `pause` between chunks.
     pub fn chunked<C: Into<Vec<u8>>>(mut self, chunks: impl IntoIterator<Item = C>, pause: Duration) -> Self {
-        self.body = Body::Chunked { chunks: chunks.into_iter().map(Into::into).collect(), pause };
+        self.body = Body::Chunked { chunks: chunks.into_iter().map(Into::into).collect(), pause, trailers: Vec::new() };
+        self
+    }
+
+    /// Appends a trailer. HTTP/1.1 carries trailers only after a chunked body, so a
+    /// `content-length` body becomes one chunk, and no body an empty one.
+    pub fn trailer(mut self, name: &str, value: &str) -> Self {
+        if !matches!(self.body, Body::Chunked { .. }) {
+            let chunks = match std::mem::replace(&mut self.body, Body::Empty) {
+                Body::Bytes(bytes) if !bytes.is_empty() => vec![bytes],
+                _ => Vec::new(),
+            };
+            self = self.chunked(chunks, Duration::ZERO);
+        }
+        if let Body::Chunked { trailers, .. } = &mut self.body {
+            trailers.push((name.into(), value.into()));
+        }
         self
     }
 
@@ -233,7 +251,7 @@ impl Connection {
         match &request.body {
             Body::Empty => {}
             Body::Bytes(bytes) => self.writer.write_all(bytes)?,
-            Body::Chunked { chunks, pause } => {
+            Body::Chunked { chunks, pause, trailers } => {
                 for (i, chunk) in chunks.iter().enumerate() {
                     if i > 0 {
                         std::thread::sleep(*pause);
@@ -243,7 +261,11 @@ impl Connection {
                     self.writer.write_all(b"\r\n")?;
                     self.writer.flush()?;
                 }
-                self.writer.write_all(b"0\r\n\r\n")?;
+                self.writer.write_all(b"0\r\n")?;
+                for (name, value) in trailers {
+                    self.writer.write_all(format!("{name}: {value}\r\n").as_bytes())?;
+                }
+                self.writer.write_all(b"\r\n")?;
             }
         }
         self.writer.flush()?;
