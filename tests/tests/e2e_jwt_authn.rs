@@ -275,9 +275,26 @@ fn decisions_match_envoys_native_jwt_authn() {
     assert_eq!((ours.status, native.status), (401, 200));
     assert!(invalid_token(&ours));
 
+    // Several credentials: every one must verify, in both. A bad token in the `access_token`
+    // parameter beside a good header token is a 401, not a pass that forwards the bad one.
+    let forged = keys.stranger.sign(claims_of(claims())).unwrap();
+    let beside = bearer(&format!("/api/items?access_token={forged}"), &good);
+    let (ours, native) = (envoy.send_to("palisade", &beside).unwrap(), envoy.send_to("native", &beside).unwrap());
+    assert_eq!((ours.status, native.status), (401, 401), "{}", ours.text());
+    assert!(invalid_token(&ours) && invalid_token(&native));
+    let twice = bearer(&format!("/api/items?access_token={good}&page=2"), &good);
+    let (ours, native) = (envoy.send_to("palisade", &twice).unwrap(), envoy.send_to("native", &twice).unwrap());
+    assert_eq!((ours.status, native.status), (200, 200), "{}", ours.text());
+    let echoed = ours.echoed().unwrap();
+    assert_eq!((echoed.path.as_str(), echoed.header("authorization")), ("/api/items?page=2", None));
+    // Two `Authorization` values, the second not a token: refused by both.
+    let two = bearer("/api/items", &good).header("authorization", "Bearer not-a-jwt");
+    let (ours, native) = (envoy.send_to("palisade", &two).unwrap(), envoy.send_to("native", &two).unwrap());
+    assert_eq!((ours.status, native.status), (401, 401));
+
     let stats = envoy.stats().unwrap();
-    // Every 200 above (the no-auth route too) and the array-claim request.
-    let allowed = cases.iter().filter(|c| c.3 == 200).count() as u64 + 1;
+    // Every 200 above (the no-auth route too), the array-claim request and the token sent twice.
+    let allowed = cases.iter().filter(|c| c.3 == 200).count() as u64 + 2;
     assert_eq!(stats.wasmcustom("palisade.jwt_authn.allowed"), Some(allowed));
     assert_eq!(stats.wasmcustom("palisade.jwt_authn.denied.audience_not_allowed"), Some(1));
     assert_eq!(stats.wasmcustom("palisade.jwt_authn.denied.token_too_large"), Some(1));

@@ -93,37 +93,35 @@ impl Sources {
         Ok(compiled)
     }
 
-    /// The first credential found, headers first, then parameters, then cookies.
-    pub fn find(&self, request: &RequestView) -> Option<Found> {
+    /// Every credential in the locations, headers first, then parameters, then cookies: each
+    /// value of a header that starts with the prefix, each occurrence of a parameter or cookie.
+    /// All of them must verify: one left unchecked beside a good one would reach the upstream,
+    /// which might take it for the one that verified (Envoy's `jwt_authn` checks all too).
+    pub fn find_all(&self, request: &RequestView) -> Vec<Found> {
+        let mut found = Vec::new();
         for (name, prefix) in &self.headers {
             for value in request.headers.get_all(name) {
-                if let Some(token) = strip_prefix_ignore_case(value, prefix) {
-                    let token = token.trim();
-                    if !token.is_empty() {
-                        return Some(Found { value: token.to_string(), location: Location::Header(name.clone()) });
-                    }
+                let token = strip_prefix_ignore_case(value, prefix).map(str::trim).unwrap_or_default();
+                if !token.is_empty() {
+                    found.push(Found { value: token.to_string(), location: Location::Header(name.clone()) });
                 }
             }
         }
         if let Some(query) = request.query() {
             for param in &self.params {
-                if let Some((_, value)) = query_pairs(query).find(|(name, value)| name == param && !value.is_empty()) {
-                    return Some(Found {
-                        value: percent_decode(value, false),
-                        location: Location::Param(param.clone()),
-                    });
+                for (_, value) in query_pairs(query).filter(|(name, value)| name == param && !value.is_empty()) {
+                    found.push(Found { value: percent_decode(value, false), location: Location::Param(param.clone()) });
                 }
             }
         }
         for cookie in &self.cookies {
             for header in request.headers.get_all("cookie") {
-                if let Some((_, value)) = cookie_pairs(header).find(|(name, value)| name == cookie && !value.is_empty())
-                {
-                    return Some(Found { value: value.to_string(), location: Location::Cookie(cookie.clone()) });
+                for (_, value) in cookie_pairs(header).filter(|(name, value)| name == cookie && !value.is_empty()) {
+                    found.push(Found { value: value.to_string(), location: Location::Cookie(cookie.clone()) });
                 }
             }
         }
-        None
+        found
     }
 }
 
@@ -200,26 +198,43 @@ mod tests {
         }
     }
 
+    fn values(found: &[Found]) -> Vec<&str> {
+        found.iter().map(|f| f.value.as_str()).collect()
+    }
+
     #[test]
     fn defaults_are_bearer_then_access_token() {
         let sources = Sources::compile(&[], &[], &[], bearer(), "p").unwrap();
-        let found = sources.find(&request("/", &[("Authorization", "bearer abc")])).unwrap();
-        assert_eq!(found, Found { value: "abc".into(), location: Location::Header("authorization".into()) });
-        let found = sources.find(&request("/?x=1&access_token=a%2Eb", &[])).unwrap();
-        assert_eq!(found.value, "a.b");
-        assert_eq!(sources.find(&request("/", &[("authorization", "Basic abc")])), None);
-        assert_eq!(sources.find(&request("/", &[("authorization", "Bearer ")])), None);
+        let found = sources.find_all(&request("/", &[("Authorization", "bearer abc")]));
+        assert_eq!(found, [Found { value: "abc".into(), location: Location::Header("authorization".into()) }]);
+        let found = sources.find_all(&request("/?x=1&access_token=a%2Eb", &[]));
+        assert_eq!(values(&found), ["a.b"]);
+        assert_eq!(sources.find_all(&request("/", &[("authorization", "Basic abc")])), []);
+        assert_eq!(sources.find_all(&request("/?access_token=", &[("authorization", "Bearer ")])), []);
+    }
+
+    #[test]
+    fn every_credential_is_found_in_location_order() {
+        let sources = Sources::compile(&[], &[], &[], bearer(), "p").unwrap();
+        let req = request(
+            "/?access_token=q1&b=2&access_token=q2",
+            &[("authorization", "Bearer h1"), ("authorization", "Basic x"), ("authorization", "Bearer h2")],
+        );
+        let found = sources.find_all(&req);
+        assert_eq!(values(&found), ["h1", "h2", "q1", "q2"]);
+        assert_eq!(found[1].location, Location::Header("authorization".into()));
+        assert_eq!(found[3].location, Location::Param("access_token".into()));
     }
 
     #[test]
     fn configured_locations_replace_the_defaults() {
         let headers = [HeaderSourceConfig { name: "X-Token".into(), value_prefix: String::new() }];
         let sources = Sources::compile(&headers, &[], &["sid".into()], bearer(), "p").unwrap();
-        assert_eq!(sources.find(&request("/", &[("authorization", "Bearer a")])), None);
-        assert_eq!(sources.find(&request("/", &[("x-token", "t1")])).unwrap().value, "t1");
-        let found = sources.find(&request("/", &[("cookie", "a=1; sid=t2")])).unwrap();
-        assert_eq!(found.location, Location::Cookie("sid".into()));
-        assert_eq!(found.value, "t2");
+        assert_eq!(sources.find_all(&request("/?access_token=q", &[("authorization", "Bearer a")])), []);
+        assert_eq!(values(&sources.find_all(&request("/", &[("x-token", "t1")]))), ["t1"]);
+        let found = sources.find_all(&request("/", &[("cookie", "a=1; sid=t2"), ("cookie", "sid=t3")]));
+        assert_eq!(found[0].location, Location::Cookie("sid".into()));
+        assert_eq!(values(&found), ["t2", "t3"]);
     }
 
     #[test]

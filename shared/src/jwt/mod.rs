@@ -137,20 +137,21 @@ impl Decision {
 /// What one provider found and made of the request, remembered for the requirement tree.
 struct ProviderState {
     result: ProviderResult,
-    location: Option<Location>,
+    /// Where its credentials were: removed before the upstream unless it forwards them.
+    locations: Vec<Location>,
     identity: Option<SharedIdentity>,
     header_ops: Vec<HeaderOp>,
 }
 
 impl ProviderState {
-    fn without_identity(result: ProviderResult, location: Option<Location>) -> Self {
-        Self { result, location, identity: None, header_ops: Vec::new() }
+    fn without_identity(result: ProviderResult) -> Self {
+        Self { result, locations: Vec::new(), identity: None, header_ops: Vec::new() }
     }
 
-    fn ready(entry: &ReadyEntry, location: Option<Location>) -> Self {
+    fn ready(entry: &ReadyEntry) -> Self {
         Self {
             result: ProviderResult::Verified,
-            location,
+            locations: Vec::new(),
             identity: Some(entry.identity.clone()),
             header_ops: entry.header_ops.clone(),
         }
@@ -219,12 +220,19 @@ impl Policy {
         });
         decision.outcome = match evaluation {
             Evaluation::Pass(verified) => {
-                let locations: Vec<Location> = states
-                    .iter()
-                    .zip(&self.providers)
-                    .filter(|(_, p)| !p.forward)
-                    .filter_map(|(state, _)| state.as_ref()?.location.clone())
-                    .collect();
+                // Credentials are removed wherever found, also those of providers `any` did
+                // not need to ask: unchecked, they must not reach the upstream either.
+                let mut locations: Vec<Location> = Vec::new();
+                for (i, (state, provider)) in states.iter().zip(&self.providers).enumerate() {
+                    match state {
+                        _ if provider.forward => {}
+                        Some(state) => locations.extend(state.locations.iter().cloned()),
+                        None if requirement.asks(i) => {
+                            locations.extend(provider.sources.find_all(request).into_iter().map(|f| f.location))
+                        }
+                        None => {}
+                    }
+                }
                 header_ops.extend(extract::strip(request, &locations));
                 let mut identity = None;
                 for i in &verified {
@@ -248,6 +256,9 @@ impl Policy {
         decision
     }
 
+    /// Runs a provider on every credential its locations hold: all must verify (see
+    /// [`extract::Sources::find_all`]). The first credential gives the identity; the first that
+    /// does not verify gives the result.
     fn run_provider(
         &self,
         provider: &Provider,
@@ -257,20 +268,43 @@ impl Policy {
         cache: &mut dyn TokenCache,
         decision: &mut Decision,
     ) -> ProviderState {
-        let Some(found) = provider.sources.find(request) else {
-            return ProviderState::without_identity(ProviderResult::Missing, None);
-        };
-        let location = Some(found.location);
-        let failed = |failure, location| ProviderState::without_identity(ProviderResult::Failed(failure), location);
-        if found.value.len() > self.max_token_bytes {
-            return failed(Failure::TooLarge, location);
+        let found = provider.sources.find_all(request);
+        let mut state: Option<ProviderState> = None;
+        for credential in &found {
+            let checked = self.check_credential(provider, &credential.value, now, keys, cache, decision);
+            let verified = checked.result == ProviderResult::Verified;
+            if state.is_none() || !verified {
+                state = Some(checked);
+            }
+            if !verified {
+                break;
+            }
+        }
+        let mut state = state.unwrap_or_else(|| ProviderState::without_identity(ProviderResult::Missing));
+        state.locations = found.into_iter().map(|f| f.location).collect();
+        state
+    }
+
+    /// Checks one credential of a provider.
+    fn check_credential(
+        &self,
+        provider: &Provider,
+        credential: &str,
+        now: u64,
+        keys: &mut dyn KeyStore,
+        cache: &mut dyn TokenCache,
+        decision: &mut Decision,
+    ) -> ProviderState {
+        let failed = |failure| ProviderState::without_identity(ProviderResult::Failed(failure));
+        if credential.len() > self.max_token_bytes {
+            return failed(Failure::TooLarge);
         }
         let jwt = match &provider.kind {
             ProviderKind::ApiKey(api_keys) => {
-                return match api_keys.authenticate(&found.value) {
+                return match api_keys.authenticate(credential) {
                     Some(key) => ProviderState {
                         result: ProviderResult::Verified,
-                        location,
+                        locations: Vec::new(),
                         identity: Some(SharedIdentity::new(Identity {
                             provider: provider.name.clone(),
                             consumer: Some(key.consumer.clone()),
@@ -279,12 +313,12 @@ impl Policy {
                         })),
                         header_ops: Vec::new(),
                     },
-                    None => failed(Failure::ApiKeyInvalid, location),
+                    None => failed(Failure::ApiKeyInvalid),
                 };
             }
             ProviderKind::Jwt(jwt) => jwt,
         };
-        let token = found.value.as_str();
+        let token = credential;
         let key_set = match &jwt.keys {
             KeySource::Static(set) => Some(set),
             KeySource::Remote(_) => keys.key_set(&provider.name),
@@ -306,7 +340,7 @@ impl Policy {
             // This VM's entry for the very token: the outputs are ready.
             if let Some(entry) = cache.lookup(token).filter(|e| e.usable(&provider.name, version, now)) {
                 decision.cache_hits += 1;
-                return ProviderState::ready(&entry, location);
+                return ProviderState::ready(&entry);
             }
             // Another worker's, by SHA-256 of the token: made ready once, then kept here.
             let hash = token_hash(token);
@@ -314,31 +348,31 @@ impl Policy {
                 decision.cache_hits += 1;
                 let entry = Rc::new(ready(version, stored.valid_until, stored.claims));
                 cache.store(token, Rc::clone(&entry), None);
-                return ProviderState::ready(&entry, location);
+                return ProviderState::ready(&entry);
             }
         }
         let parsed = match ParsedToken::parse(token, self.max_token_bytes) {
             Ok(parsed) => parsed,
-            Err(failure) => return failed(failure, location),
+            Err(failure) => return failed(failure),
         };
         if let Err(failure) = parsed.check_claims(&jwt.rules, now) {
-            return failed(failure, location);
+            return failed(failure);
         }
         let Some(set) = key_set else {
-            return ProviderState::without_identity(ProviderResult::NeedKeys, location);
+            return ProviderState::without_identity(ProviderResult::NeedKeys);
         };
         decision.cache_misses += 1;
         if let Err(failure) = parsed.check_signature(token, set, &jwt.rules, now) {
             if failure == Failure::UnknownKid && matches!(jwt.keys, KeySource::Remote(_)) {
                 decision.kid_misses.push(provider.name.clone());
             }
-            return failed(failure, location);
+            return failed(failure);
         }
         let version = set.version() ^ jwt.rules_fingerprint;
         let verified_token = parsed.into_verified();
         let valid_until = verified_token.exp.unwrap_or(now.saturating_add(self.cache.ttl_without_exp_seconds));
         if !self.cache.enabled {
-            return ProviderState::ready(&ready(version, valid_until, verified_token.claims), location);
+            return ProviderState::ready(&ready(version, valid_until, verified_token.claims));
         }
         let stored = CacheEntry {
             token_hash: token_hash(token),
@@ -349,7 +383,7 @@ impl Policy {
         };
         let entry = Rc::new(ready(version, valid_until, stored.claims.clone()));
         cache.store(token, Rc::clone(&entry), Some(&stored));
-        ProviderState::ready(&entry, location)
+        ProviderState::ready(&entry)
     }
 }
 

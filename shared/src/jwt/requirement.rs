@@ -86,6 +86,16 @@ impl Requirement {
         })
     }
 
+    /// Whether the tree may ask provider `i` (the `allow_missing` forms ask every provider).
+    pub fn asks(&self, i: usize) -> bool {
+        match self {
+            Requirement::Provider(p) => *p == i,
+            Requirement::Any(children) | Requirement::All(children) => children.iter().any(|c| c.asks(i)),
+            Requirement::AllowMissing | Requirement::AllowMissingOrFailed => true,
+            Requirement::None => false,
+        }
+    }
+
     /// Evaluates the tree; `result(i)` runs (or recalls) provider `i`, and `providers` is how
     /// many there are (the `allow_missing` forms ask all of them).
     pub fn evaluate(&self, providers: usize, result: &mut dyn FnMut(usize) -> ProviderResult) -> Evaluation {
@@ -221,6 +231,14 @@ mod tests {
         assert_eq!(eval(&failed, &[Failed(Failure::Expired), NeedKeys]), Evaluation::Pass(vec![]));
         assert_eq!(eval(&failed, &[Failed(Failure::Expired), Verified]), Evaluation::Pass(vec![1]));
         assert_eq!(eval(&Requirement::None, &[Failed(Failure::Expired)]), Evaluation::Pass(vec![]));
+    }
+
+    #[test]
+    fn asks_names_the_providers_a_tree_may_run() {
+        let req = compile(r#"{"any":[{"provider":"a"},{"all":[{"provider":"c"}]}]}"#).unwrap();
+        assert_eq!((0..3).map(|i| req.asks(i)).collect::<Vec<_>>(), [true, false, true]);
+        assert!(Requirement::AllowMissing.asks(1) && Requirement::AllowMissingOrFailed.asks(2));
+        assert!(!Requirement::None.asks(0));
     }
 
     #[test]

@@ -189,6 +189,34 @@ fn api_keys_and_requirement_trees() {
 }
 
 #[test]
+fn every_credential_of_a_provider_must_verify_and_none_reaches_the_upstream() {
+    let policy = policy();
+    let good = Keys::get().es256(testdata::good_claims());
+    let auth = bearer(&good);
+    // A good token in the header, a bad one in the default `access_token` parameter: a
+    // backend reading the parameter would take the bad one for the one that verified.
+    let path = format!("/api/orders?access_token={}&page=2", "a.b.c");
+    let (status, failure, _) = denied(&decide(&policy, &request("GET", &path, &[("authorization", &auth)])));
+    assert_eq!((status, failure), (401, Failure::Malformed));
+    // Two Authorization values: the second must verify too.
+    let two = request("GET", "/api/orders", &[("authorization", &auth), ("authorization", "Bearer a.b.c")]);
+    assert_eq!(denied(&decide(&policy, &two)).1, Failure::Malformed);
+    // The same good token twice: allowed, and removed from both places.
+    let path = format!("/api/orders?access_token={good}&page=2");
+    let req = request("GET", &path, &[("authorization", &auth)]);
+    let (identity, ops) = allowed(&decide(&policy, &req));
+    assert_eq!(identity.unwrap().subject.as_deref(), Some("alice"));
+    assert!(ops.contains(&HeaderOp::Remove("authorization".into())), "{ops:?}");
+    assert!(ops.contains(&HeaderOp::Set(":path".into(), "/api/orders?page=2".into())), "{ops:?}");
+    // `any` stops at the verified JWT without asking the API-key provider, whose (bad) key is
+    // still removed: unchecked, it must not reach the upstream.
+    let req = request("GET", "/api/orders", &[("authorization", &auth), ("x-api-key", "guess")]);
+    let (identity, ops) = allowed(&decide(&policy, &req));
+    assert_eq!(identity.unwrap().provider, "corp");
+    assert!(ops.contains(&HeaderOp::Remove("x-api-key".into())), "{ops:?}");
+}
+
+#[test]
 fn hmac_secret_comes_from_the_environment() {
     let policy = policy();
     let keys = Keys::get();
