@@ -142,6 +142,35 @@ fn a_chunked_upload_is_checked_whole_and_forwarded_whole() {
     assert_eq!(envoy.stats().unwrap().counter("cluster.echo.upstream_rq_200"), Some(1));
 }
 
+#[test]
+fn a_body_that_trailers_end_is_checked_at_the_trailers() {
+    // With trailers enabled, Envoy ends such a body with the trailers callback, not with an
+    // end-of-stream body chunk: the verdict comes there, on the whole buffered body.
+    let echo = EchoServer::start().unwrap();
+    let listener = Listener::new("main")
+        .hcm_field("http_protocol_options", json!({"enable_trailers": true}))
+        .filter(WasmFilter::palisade("request-validation", CONFIG).unwrap())
+        .route(Route::to_cluster("default", PathMatch::prefix("/"), "echo"));
+    let config = EnvoyConfig::new().cluster(Cluster::new("echo", echo.addr())).listener(listener);
+    let envoy = Envoy::start("request_validation_trailers", &config).unwrap();
+    let send = |body: &str| {
+        let request = Request::new("POST", "/api/orders")
+            .header("content-type", "application/json")
+            .chunked(body.as_bytes().chunks(7).map(<[u8]>::to_vec).collect::<Vec<_>>(), Duration::from_millis(20))
+            .trailer("x-checksum", "abc");
+        envoy.send(&request).unwrap()
+    };
+    let good = order().to_string();
+    let response = send(&good);
+    assert_eq!(response.status, 200, "{}", response.text());
+    assert_eq!(response.echoed().unwrap().body.as_deref(), Some(good.as_str()));
+    let bad = json!({"sku": "AB-123", "qty": 100}).to_string();
+    assert_eq!(assert_rejected(&send(&bad), 400, "schema_violation")["errors"], json!(["/qty: maximum"]));
+    let sqli = json!({"sku": "AB-123", "qty": 1, "note": "1' OR '1'='1' --"}).to_string();
+    assert_rejected(&send(&sqli), 400, "sqli");
+    assert_eq!(envoy.stats().unwrap().counter("cluster.echo.upstream_rq_200"), Some(1));
+}
+
 /// An upstream that records every byte it receives and answers 200 once a chunked request ends.
 struct Sink {
     addr: SocketAddr,
