@@ -171,6 +171,33 @@ fn a_body_that_trailers_end_is_checked_at_the_trailers() {
     assert_eq!(envoy.stats().unwrap().counter("cluster.echo.upstream_rq_200"), Some(1));
 }
 
+#[test]
+fn multipart_form_fields_are_checked_end_to_end() {
+    let echo = EchoServer::start().unwrap();
+    let envoy = Envoy::start("request_validation_multipart", &config(echo.addr(), None)).unwrap();
+    let boundary = "----palisadeE2e7MA4YWxk";
+    let field = |name: &str, value: &str| {
+        format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n")
+    };
+    let send = |body: String| {
+        let request =
+            Request::post("/upload", body).header("content-type", &format!("multipart/form-data; boundary={boundary}"));
+        envoy.send(&request).unwrap()
+    };
+    let end = format!("--{boundary}--\r\n");
+    let good = field("name", "O'Brien") + &field("note", "select the union of both sets") + &end;
+    let response = send(good.clone());
+    assert_eq!(response.status, 200, "{}", response.text());
+    assert_eq!(response.echoed().unwrap().body.as_deref(), Some(good.as_str()));
+    let body = assert_rejected(&send(field("name", "O'Brien") + &field("q", "1' OR '1'='1' --") + &end), 400, "sqli");
+    assert_eq!(body["errors"], json!(["form.q"]));
+    let preamble = format!("hidden\r\n{}", field("q", "1' OR '1'='1' --") + &end);
+    assert_rejected(&send(preamble), 400, "invalid_multipart");
+    let stats = envoy.stats().unwrap();
+    assert_eq!(stats.wasmcustom("palisade.request_validation.invalid_multipart.rejected"), Some(1));
+    assert_eq!(stats.counter("cluster.echo.upstream_rq_200"), Some(1));
+}
+
 /// An upstream that records every byte it receives and answers 200 once a chunked request ends.
 struct Sink {
     addr: SocketAddr,

@@ -397,6 +397,7 @@ fn metric_names() -> Vec<String> {
         "unsupported_content_type",
         "invalid_json",
         "json_limit",
+        "invalid_multipart",
         "schema_violation",
         "sqli",
         "xss",

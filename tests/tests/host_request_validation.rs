@@ -240,6 +240,41 @@ fn sqli_and_xss_are_found_in_query_form_json_cookie_and_header() {
 }
 
 #[test]
+fn multipart_fields_are_checked_and_a_loose_multipart_body_is_refused() {
+    let host = Host::new();
+    let plugin = load(&host);
+    let boundary = "----palisadeBoundary0gW";
+    let multipart = |body: String| {
+        Request::post("/upload")
+            .header("content-type", &format!("multipart/form-data; boundary={boundary}"))
+            .body_chunks([body[..body.len() / 2].to_string(), body[body.len() / 2..].to_string()])
+    };
+    let field = |name: &str, value: &str| {
+        format!("--{boundary}\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n{value}\r\n")
+    };
+    let end = format!("--{boundary}--\r\n");
+    // Switching a form to multipart does not skip the checks.
+    let sqli = multipart(field("name", "O'Brien") + &field("password", "1' OR '1'='1' --") + &end);
+    let body = assert_rule(&plugin.send(sqli), 400, "sqli");
+    assert_eq!(body["errors"], serde_json::json!(["form.password"]));
+    assert!(!body.to_string().contains("'1'"), "payload echoed: {body}");
+    // A file's bytes are not scanned; a benign form passes whole.
+    let file = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"cv\"; filename=\"cv.txt\"\r\n\r\n<script>alert(1)</script>\r\n"
+    );
+    let good = field("name", "O'Brien") + &file + &end;
+    let exchange = plugin.send(multipart(good.clone()));
+    assert_eq!(exchange.verdict(), Verdict::Forwarded, "{:?}", exchange.local_reply());
+    assert_eq!(exchange.upstream().unwrap().body, good.as_bytes());
+    // What does not parse strictly is refused, never forwarded.
+    let folded = format!("--{boundary}\r\nContent-Disposition: form-data;\r\n name=\"password\"\r\n\r\nx\r\n{end}");
+    let exchange = plugin.send(multipart(folded));
+    assert_rule(&exchange, 400, "invalid_multipart");
+    assert_no_body_forwarded(&exchange);
+    assert_eq!(host.metric("palisade.request_validation.invalid_multipart.rejected"), Some(1));
+}
+
+#[test]
 fn path_traversal_in_any_encoding_and_null_bytes_are_refused() {
     let host = Host::new();
     let plugin = load(&host);

@@ -267,6 +267,29 @@ impl InjectionPolicy {
         false
     }
 
+    /// Checks a field that is not percent-encoded (a multipart part): its name, its file name
+    /// (as a value of the field) and its text content (`None` for a file's bytes).
+    pub fn check_field(
+        &self,
+        location: Location,
+        name: &str,
+        filename: Option<&str>,
+        content: Option<&str>,
+        report: &mut dyn FnMut(Violation) -> bool,
+    ) -> bool {
+        if !self.any_at(location) {
+            return false;
+        }
+        if self.check_encoded(location, None, name, name, false, report) {
+            return true;
+        }
+        let allowed = self.allowed_name(location, name);
+        filename
+            .into_iter()
+            .chain(content)
+            .any(|value| self.check_encoded(location, Some(name), value, value, allowed, report))
+    }
+
     /// Checks one percent-encoded value: traversal on the raw form (it decodes every layer
     /// itself), the others on the decoded form and, if decoding again changes it, on that too.
     fn check_encoded(

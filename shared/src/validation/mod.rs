@@ -26,6 +26,7 @@ mod csrf;
 mod injection;
 mod json;
 mod limits;
+mod multipart;
 mod pattern;
 mod rule;
 mod schema;
@@ -58,6 +59,9 @@ pub enum BodyKind {
     Json,
     /// `application/x-www-form-urlencoded`: fields checked like query parameters.
     Form,
+    /// `multipart/form-data` with a valid boundary: parsed strictly, fields checked as form
+    /// fields (file contents are not scanned, their names are).
+    Multipart(multipart::Boundary),
     /// Anything else: size only.
     Other,
 }
@@ -178,9 +182,28 @@ impl Validator {
                 let text = String::from_utf8_lossy(body);
                 rec.run(|r| route.injection.check_pairs(Location::Form, &text, r));
             }
+            BodyKind::Multipart(boundary) => check_multipart_body(route, body, &boundary, &mut rec),
             BodyKind::Other => {}
         }
         rec.findings
+    }
+}
+
+/// The fields of a multipart body, when the route inspects form fields; a body that does not
+/// parse strictly is refused, never skipped.
+fn check_multipart_body(route: &RoutePolicy, body: &[u8], boundary: &multipart::Boundary, rec: &mut Recorder<'_>) {
+    if !route.injection.any_at(Location::Form) {
+        return;
+    }
+    let Some(parts) = multipart::parts(body, boundary) else {
+        rec.report(Violation::new(Rule::InvalidMultipart, Place::Body));
+        return;
+    };
+    for part in &parts {
+        let content = if part.filename.is_none() { Some(String::from_utf8_lossy(part.content)) } else { None };
+        if rec.run(|r| route.injection.check_field(Location::Form, part.name, part.filename, content.as_deref(), r)) {
+            return;
+        }
     }
 }
 
@@ -223,6 +246,11 @@ fn body_kind(request: &RequestView) -> BodyKind {
         Some("application/json") => BodyKind::Json,
         Some(media) if media.ends_with("+json") => BodyKind::Json,
         Some("application/x-www-form-urlencoded") => BodyKind::Form,
+        Some("multipart/form-data") => request
+            .headers
+            .get("content-type")
+            .and_then(multipart::Boundary::from_content_type)
+            .map_or(BodyKind::Other, BodyKind::Multipart),
         _ => BodyKind::Other,
     }
 }
@@ -236,7 +264,11 @@ fn check_content_type(
     let media = media_type(request);
     let listed = route.content_types.is_empty() || media.as_ref().is_some_and(|m| route.content_types.contains(m));
     let schema_needs_json = route.schema.is_some() && kind != BodyKind::Json;
-    (!listed || schema_needs_json)
+    // A multipart body without a usable boundary cannot have its fields inspected.
+    let fields_unreadable = media.as_deref() == Some("multipart/form-data")
+        && !matches!(kind, BodyKind::Multipart(_))
+        && route.injection.any_at(Location::Form);
+    (!listed || schema_needs_json || fields_unreadable)
         && report(Violation::new(Rule::UnsupportedContentType, Place::Header).field("content-type"))
 }
 

@@ -42,6 +42,8 @@ pub enum Rule {
     InvalidJson,
     /// The JSON body breaks a `json` limit (400).
     JsonLimit,
+    /// A `multipart/form-data` body whose fields are inspected does not parse strictly (400).
+    InvalidMultipart,
     /// The JSON body does not satisfy the route's schema (400).
     SchemaViolation,
     /// libinjection found SQL injection (400).
@@ -60,7 +62,7 @@ pub enum Rule {
 
 impl Rule {
     /// Every rule, in declaration order (the order of `rule as usize`).
-    pub const ALL: [Rule; 16] = [
+    pub const ALL: [Rule; 17] = [
         Rule::MethodNotAllowed,
         Rule::PathTooLong,
         Rule::QueryTooLong,
@@ -70,6 +72,7 @@ impl Rule {
         Rule::UnsupportedContentType,
         Rule::InvalidJson,
         Rule::JsonLimit,
+        Rule::InvalidMultipart,
         Rule::SchemaViolation,
         Rule::Sqli,
         Rule::Xss,
@@ -91,6 +94,7 @@ impl Rule {
             Rule::UnsupportedContentType => "unsupported_content_type",
             Rule::InvalidJson => "invalid_json",
             Rule::JsonLimit => "json_limit",
+            Rule::InvalidMultipart => "invalid_multipart",
             Rule::SchemaViolation => "schema_violation",
             Rule::Sqli => "sqli",
             Rule::Xss => "xss",
@@ -112,6 +116,7 @@ impl Rule {
             Rule::CsrfOrigin | Rule::CsrfToken => 403,
             Rule::InvalidJson
             | Rule::JsonLimit
+            | Rule::InvalidMultipart
             | Rule::SchemaViolation
             | Rule::Sqli
             | Rule::Xss
@@ -132,6 +137,7 @@ impl Rule {
             Rule::UnsupportedContentType => "unsupported content type",
             Rule::InvalidJson => "request body is not valid JSON",
             Rule::JsonLimit => "JSON body exceeds a structural limit",
+            Rule::InvalidMultipart => "multipart body does not parse",
             Rule::SchemaViolation => "JSON body does not match the schema",
             Rule::Sqli => "possible SQL injection",
             Rule::Xss => "possible cross-site scripting",

@@ -175,6 +175,72 @@ fn form_bodies_are_checked_like_queries() {
     assert_eq!(findings.rejection.unwrap().location(), "form.user");
 }
 
+/// The boundary of the multipart bodies below.
+const BOUNDARY: &str = "----palisade7MA4YWxkTrZu0gW";
+
+/// A multipart request, as browsers send it.
+fn multipart_request(path: &str) -> RequestView {
+    let content_type = format!("multipart/form-data; boundary={BOUNDARY}");
+    request("POST", path, &[("content-type", &content_type)])
+}
+
+/// A multipart body of text fields and files `(name, filename, content)`.
+fn multipart_body(parts: &[(&str, Option<&str>, &str)]) -> Vec<u8> {
+    let mut body = String::new();
+    for (name, filename, content) in parts {
+        body.push_str(&format!("--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"{name}\""));
+        match filename {
+            Some(file) => body.push_str(&format!("; filename=\"{file}\"\r\nContent-Type: text/plain\r\n\r\n")),
+            None => body.push_str("\r\n\r\n"),
+        }
+        body.push_str(content);
+        body.push_str("\r\n");
+    }
+    body.push_str(&format!("--{BOUNDARY}--\r\n"));
+    body.into_bytes()
+}
+
+#[test]
+fn multipart_fields_are_checked_like_form_fields() {
+    let v = validator(
+        r#"{"routes":[{"match":{"path":{"prefix":"/raw"}},"injection":{"sqli":[],"xss":[],"path_traversal":[]}},{"injection":{"allow":["form:snippet"]}}]}"#,
+    );
+    let req = multipart_request("/upload");
+    let good = multipart_body(&[
+        ("user", None, "O'Brien"),
+        ("bio", None, "I select the union of\r\nboth sets, 50% off"),
+        ("snippet", None, "<script>alert(1)</script>"),
+        ("cv", Some("cv-2026 (final).pdf"), "1' OR '1'='1' -- <script>alert(1)</script>"),
+    ]);
+    assert_eq!(run(&v, &req, Some(&good), 3), (None, Findings::default()), "fields, an allowed field, a file's bytes");
+    for (parts, rule, location) in [
+        (vec![("user", None, "admin'--")], Rule::Sqli, "form.user"),
+        (vec![("ok", None, "x"), ("bio", None, "<img src=x onerror=alert(1)>")], Rule::Xss, "form.bio"),
+        (vec![("cv", Some("../../etc/passwd"), "x")], Rule::PathTraversal, "form.cv"),
+        (vec![("cv", Some("1' OR '1'='1"), "x")], Rule::Sqli, "form.cv"),
+    ] {
+        let (status, findings) = run(&v, &req, Some(&multipart_body(&parts)), 2);
+        let rejection = findings.rejection.unwrap();
+        assert_eq!((status, rejection.rule, rejection.location().as_str()), (Some(400), rule, location));
+    }
+    // Not exactly multipart: refused, not skipped.
+    let mut preamble = b"junk\r\n".to_vec();
+    preamble.extend(multipart_body(&[("user", None, "admin'--")]));
+    let unclosed = format!("--{BOUNDARY}\r\nContent-Disposition: form-data; name=\"user\"\r\n\r\nadmin'--");
+    for bad in [preamble, unclosed.into_bytes()] {
+        let (status, findings) = run(&v, &req, Some(&bad), 1);
+        assert_eq!((status, findings.rejection.unwrap().rule), (Some(400), Rule::InvalidMultipart));
+    }
+    // Without a usable boundary the fields cannot be read: 415 before the body.
+    let no_boundary = request("POST", "/upload", &[("content-type", "multipart/form-data")]);
+    let (status, findings) = run(&v, &no_boundary, Some(b"user=admin'--"), 1);
+    assert_eq!((status, findings.rejection.unwrap().rule), (Some(415), Rule::UnsupportedContentType));
+    // A route that inspects no form field leaves multipart bodies alone, parsed or not.
+    assert_eq!(run(&v, &multipart_request("/raw"), Some(b"anything"), 1).0, None);
+    let no_boundary = request("POST", "/raw", &[("content-type", "multipart/form-data")]);
+    assert_eq!(run(&v, &no_boundary, Some(b"anything"), 1).0, None);
+}
+
 #[test]
 fn shadow_mode_counts_but_passes() {
     let v = validator(r#"{"mode":"shadow","routes":[{"limits":{"max_body_bytes":10}}]}"#);
@@ -292,18 +358,20 @@ fn benign_corpus_passes_everywhere() {
         let json = request("POST", "/j", &[("content-type", "application/json")]);
         let body = serde_json::json!({"comment": text}).to_string();
         assert_eq!(run(&v, &json, Some(body.as_bytes()), 3).1.rejection, None, "json {text:?}");
+        let multipart = multipart_body(&[("comment", None, text)]);
+        assert_eq!(run(&v, &multipart_request("/m"), Some(&multipart), 2).1.rejection, None, "multipart {text:?}");
         let cookie = request("GET", "/", &[("cookie", &format!("pref={encoded}"))]);
         assert_eq!(run(&v, &cookie, None, 1).1.rejection, None, "cookie {text:?}");
     }
 }
 
-/// Every payload is rejected when it arrives as a query parameter, a form field or a JSON
-/// value, at the measured rate.
+/// Every payload is rejected when it arrives as a query parameter, a form field (URL-encoded or
+/// multipart) or a JSON value, at the measured rate.
 #[test]
 fn payloads_are_rejected_in_every_location() {
     let v = validator(r#"{"routes":[{}]}"#);
     let payloads: Vec<&str> = lines(SQLI).into_iter().chain(lines(XSS)).collect();
-    let mut rejected = [0usize; 3];
+    let mut rejected = [0usize; 4];
     for payload in &payloads {
         let encoded: String = payload.bytes().map(|b| format!("%{b:02X}")).collect();
         let query = request("GET", &format!("/?q={encoded}"), &[]);
@@ -314,12 +382,13 @@ fn payloads_are_rejected_in_every_location() {
             run(&v, &query, None, 1).0,
             run(&v, &form, Some(format!("q={encoded}").as_bytes()), 2).0,
             run(&v, &json, Some(body.as_bytes()), 2).0,
+            run(&v, &multipart_request("/"), Some(&multipart_body(&[("q", None, payload)])), 2).0,
         ];
         for (count, result) in rejected.iter_mut().zip(results) {
             *count += usize::from(result.is_some());
         }
     }
-    println!("rejected (query, form, json) of {}: {rejected:?}", payloads.len());
+    println!("rejected (query, form, json, multipart) of {}: {rejected:?}", payloads.len());
     let min = (payloads.len() as f64 * MIN_SQLI_DETECTION.min(MIN_XSS_DETECTION)) as usize;
     assert!(rejected.iter().all(|&n| n >= min), "{rejected:?} < {min}");
 }
