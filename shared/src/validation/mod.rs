@@ -268,7 +268,10 @@ fn check_content_type(
     let fields_unreadable = media.as_deref() == Some("multipart/form-data")
         && !matches!(kind, BodyKind::Multipart(_))
         && route.injection.any_at(Location::Form);
-    (!listed || schema_needs_json || fields_unreadable)
+    // Content-Type is a singleton (RFC 9110): with two, this filter reads the first and a
+    // backend may read the last, inspecting the body as something it is not.
+    let repeated = request.headers.get_all("content-type").nth(1).is_some();
+    (!listed || schema_needs_json || fields_unreadable || repeated)
         && report(Violation::new(Rule::UnsupportedContentType, Place::Header).field("content-type"))
 }
 

@@ -235,6 +235,14 @@ fn multipart_fields_are_checked_like_form_fields() {
     let no_boundary = request("POST", "/upload", &[("content-type", "multipart/form-data")]);
     let (status, findings) = run(&v, &no_boundary, Some(b"user=admin'--"), 1);
     assert_eq!((status, findings.rejection.unwrap().rule), (Some(415), Rule::UnsupportedContentType));
+    // Two content types: this filter would read the first, a backend perhaps the last.
+    let two = request(
+        "POST",
+        "/upload",
+        &[("content-type", "text/plain"), ("content-type", &format!("multipart/form-data; boundary={BOUNDARY}"))],
+    );
+    let (status, findings) = run(&v, &two, Some(&multipart_body(&[("user", None, "admin'--")])), 1);
+    assert_eq!((status, findings.rejection.unwrap().rule), (Some(415), Rule::UnsupportedContentType));
     // A route that inspects no form field leaves multipart bodies alone, parsed or not.
     assert_eq!(run(&v, &multipart_request("/raw"), Some(b"anything"), 1).0, None);
     let no_boundary = request("POST", "/raw", &[("content-type", "multipart/form-data")]);
