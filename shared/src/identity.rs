@@ -96,7 +96,9 @@ impl Identity {
         rest.iter().try_fold(self.claims.get(first)?, |value, segment| value.as_object()?.get(segment))
     }
 
-    /// Header operations toward the upstream: set the identity headers that have a value.
+    /// Header operations toward the upstream: set the identity headers that have a value fit
+    /// for a header. Claims may hold anything (a `sub` or consumer claim with CR LF would
+    /// otherwise write headers of its own), so an unfit value sets nothing.
     pub fn header_ops(&self) -> Vec<HeaderOp> {
         let values = [
             Some(&self.provider),
@@ -108,9 +110,16 @@ impl Identity {
         HEADERS
             .iter()
             .zip(values)
-            .filter_map(|(name, value)| Some(HeaderOp::Set((*name).to_string(), value?.clone())))
+            .filter_map(|(name, value)| {
+                Some(HeaderOp::Set((*name).to_string(), value.filter(|v| is_header_safe(v))?.clone()))
+            })
             .collect()
     }
+}
+
+/// Whether a value may go into a header: visible ASCII, spaces and tabs, at most 8 KiB.
+pub(crate) fn is_header_safe(value: &str) -> bool {
+    value.len() <= 8192 && value.bytes().all(|b| b == b'\t' || (b' '..=b'~').contains(&b))
 }
 
 /// Removes inbound copies of every identity header, so a client cannot forge them.
@@ -223,5 +232,23 @@ mod tests {
         assert!(ops.contains(&HeaderOp::Set("x-palisade-subject".into(), "alice".into())));
         assert_eq!(strip_inbound_headers().len(), HEADERS.len());
         assert!(HEADERS.iter().all(|h| h.starts_with(HEADER_PREFIX)));
+    }
+
+    #[test]
+    fn values_unfit_for_a_header_set_no_header() {
+        let mut identity = alice();
+        identity.subject = Some("alice\r\nx-admin: true".into());
+        identity.consumer = Some("web\u{0}".into());
+        identity.tier = Some("t".repeat(8193));
+        let ops = identity.header_ops();
+        let names: Vec<&str> = ops
+            .iter()
+            .map(|op| match op {
+                HeaderOp::Set(name, _) => name.as_str(),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        assert_eq!(names, ["x-palisade-provider", "x-palisade-issuer"]);
+        assert!(is_header_safe("Alice Smith\t<a@x>") && !is_header_safe("caf\u{e9}"));
     }
 }

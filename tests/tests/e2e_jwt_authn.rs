@@ -356,3 +356,38 @@ fn remote_jwks_from_a_second_listener() {
     let wrong_aud = keys.es256.sign(claims_of(with("aud", json!(["web"])))).unwrap();
     assert_eq!(envoy.send(&bearer("/api/items", &wrong_aud)).unwrap().status, 403);
 }
+
+#[test]
+fn a_claim_holding_cr_lf_writes_no_header_upstream() {
+    // Signed is not header-safe: an IdP may let users shape `sub` or the consumer claim.
+    let echo = EchoServer::start().unwrap();
+    let config = json!({
+        "providers": {"internal": {"issuer": INTERNAL, "algorithms": ["HS256"],
+                                   "hmac_secret": {"env": SECRET_VAR, "encoding": "raw"},
+                                   "consumer_claim": "client",
+                                   "claim_to_headers": [{"claim": "sub", "header": "x-sub"}]}},
+        "rules": [{"match": {"path": {"prefix": "/"}}, "requires": {"provider": "internal"}}],
+        "identity_headers": true
+    });
+    let envoy_config = EnvoyConfig::new().concurrency(1).cluster(Cluster::new("echo", echo.addr())).listener(
+        Listener::new("main")
+            .filter(
+                WasmFilter::palisade("jwt-authn", &config.to_string())
+                    .unwrap()
+                    .env(SECRET_VAR, std::str::from_utf8(SECRET).unwrap()),
+            )
+            .route(Route::to_cluster("default", PathMatch::prefix("/"), "echo")),
+    );
+    let envoy = Envoy::start("jwt_authn_crlf_claims", &envoy_config).unwrap();
+    let claims = json!({"iss": INTERNAL, "sub": "alice\r\nx-injected: sub", "client": "web\r\nx-injected: client",
+                        "exp": now() + 60});
+    let token = HS256Key::from_bytes(SECRET).authenticate(claims_of(claims)).unwrap();
+    let response = envoy.send(&bearer("/api/items", &token)).unwrap();
+    assert_eq!(response.status, 200, "{}", response.text());
+    let echoed = response.echoed().unwrap();
+    assert_eq!(echoed.header("x-injected"), None, "{:?}", echoed.headers);
+    for name in ["x-sub", "x-palisade-subject", "x-palisade-consumer"] {
+        assert_eq!(echoed.header(name), None, "{name}: {:?}", echoed.headers);
+    }
+    assert_eq!(echoed.header("x-palisade-issuer"), Some(INTERNAL));
+}

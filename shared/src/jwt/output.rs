@@ -8,7 +8,7 @@ use std::rc::Rc;
 use serde_json::{Map, Value};
 
 use crate::decision::HeaderOp;
-use crate::identity::{claim_strings, ClaimPath, Identity};
+use crate::identity::{claim_strings, is_header_safe, ClaimPath, Identity};
 
 /// How a tier is read from a claim.
 #[derive(Debug, Clone)]
@@ -124,11 +124,6 @@ impl Deref for SharedIdentity {
 
 fn first_string(identity: &Identity, path: &ClaimPath) -> Option<String> {
     claim_strings(identity.claim(path)?, false).into_iter().next()
-}
-
-/// Whether a value may go into a header: visible ASCII, spaces and tabs, at most 8 KiB.
-fn is_header_safe(value: &str) -> bool {
-    value.len() <= 8192 && value.bytes().all(|b| b == b'\t' || (b' '..=b'~').contains(&b))
 }
 
 #[cfg(test)]
