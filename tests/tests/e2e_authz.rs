@@ -161,6 +161,8 @@ fn agrees_with_native_rbac_and_counts_shadow_denials() {
         (get("/api/v1/items"), false),
         (tenant(Request::new("DELETE", "/api/v1/items/1"), "acme-1"), false),
         (get("/public/x").header("x-debug", "1"), false),
+        // `*` on a header is presence, as Envoy's `present_match`: an empty value counts.
+        (get("/public/x").header("x-debug", ""), false),
         (get("/internal/metrics"), true),
         (get("/remote/x"), false),
         (get("/users/42/orders/7"), true),

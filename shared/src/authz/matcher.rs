@@ -21,6 +21,9 @@ pub struct MatchOptions {
     pub path_templates: bool,
     /// Plain strings are Istio peer principals: `spiffe://` is implied when no scheme is given.
     pub spiffe: bool,
+    /// `*` asks only that the value be there, empty or not: a header's presence, which Istio
+    /// translates to Envoy's `present_match` (elsewhere `*` is any non-empty value).
+    pub presence: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -30,6 +33,8 @@ enum Kind {
     Suffix(String),
     /// Istio's `*`: any non-empty value.
     Present,
+    /// A header's `*`: any value, empty included.
+    Any,
     Glob(Vec<GlobToken>),
     Regex(Regex),
 }
@@ -86,6 +91,7 @@ impl StringMatcher {
                 value.len() >= suffix.len() && value.get(value.len() - suffix.len()..).is_some_and(|t| eq(t, suffix))
             }
             Kind::Present => !value.is_empty(),
+            Kind::Any => true,
             Kind::Glob(tokens) => glob_matches(tokens, value.as_bytes(), self.ignore_case),
             Kind::Regex(regex) => regex.is_match(value),
         }
@@ -94,7 +100,7 @@ impl StringMatcher {
 
 fn istio_kind(text: &str, field: &str, options: MatchOptions) -> Result<Kind, ConfigError> {
     if text == "*" {
-        return Ok(Kind::Present);
+        return Ok(if options.presence { Kind::Any } else { Kind::Present });
     }
     if options.path_templates && (text.contains("{*}") || text.contains("{**}")) {
         let glob = text.replace("{**}", "\u{0}").replace("{*}", "\u{1}");

@@ -486,7 +486,11 @@ impl Condition {
         let key = string_key(&config.key).ok_or_else(|| {
             ConfigError::new(&key_field, format!("unsupported key {:?}; supported: {KEYS}", config.key))
         })?;
-        let options = MatchOptions { spiffe: matches!(key, StringKey::SourcePrincipal), ..MatchOptions::default() };
+        let options = MatchOptions {
+            spiffe: matches!(key, StringKey::SourcePrincipal),
+            presence: matches!(key, StringKey::Header(_)),
+            ..MatchOptions::default()
+        };
         let set = value_set(&config.values, &config.not_values, &names, options)?;
         let all = compile_list(&config.all_values, &format!("{field}.allValues"), options)?;
         Ok(Condition::Strings { key, set, all })

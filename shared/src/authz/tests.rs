@@ -856,3 +856,26 @@ fn writes_audit_exactly_when_there_are_audit_events() {
         assert_eq!(decision.writes_audit(), !events.is_empty(), "{path}");
     }
 }
+
+/// The README's recipe: a backend that honors method-override headers would run a DELETE that
+/// a method rule never saw, so a DENY policy refuses those headers, whatever their value.
+#[test]
+fn method_override_headers_can_be_refused() {
+    let authz = authz(json!({"policies": [
+        {"name": "no-method-override", "action": "DENY", "rules": [
+            {"when": [{"key": "request.headers[x-http-method-override]", "values": ["*"]}]},
+            {"when": [{"key": "request.headers[x-http-method]", "values": ["*"]}]},
+            {"when": [{"key": "request.headers[x-method-override]", "values": ["*"]}]}]},
+        {"name": "read-only", "action": "ALLOW", "rules": [{"to": [{"operation": {"methods": ["GET", "POST"]}}]}]}
+    ]}));
+    check(
+        &authz,
+        &[
+            (req("POST", "/orders/1"), "allow"),
+            (req("DELETE", "/orders/1"), "403"),
+            (req("POST", "/orders/1").header("x-http-method-override", "DELETE"), "403"),
+            (req("POST", "/orders/1").header("X-HTTP-Method", "delete"), "403"),
+            (req("POST", "/orders/1").header("x-method-override", ""), "403"),
+        ],
+    );
+}
