@@ -159,6 +159,9 @@ fn agrees_with_native_rbac_and_counts_shadow_denials() {
         (tenant(Request::post("/api/v1/items", "{}"), "acme-eu"), true),
         (tenant(get("/api/v1/items"), "other"), false),
         (get("/api/v1/items"), false),
+        // Repeated values: a value list holds when any value matches, as in Envoy's rbac.
+        (tenant(tenant(get("/api/v1/items"), "other"), "acme-1"), true),
+        (tenant(tenant(get("/api/v1/items"), "other"), "other-2"), false),
         (tenant(Request::new("DELETE", "/api/v1/items/1"), "acme-1"), false),
         (get("/public/x").header("x-debug", "1"), false),
         // `*` on a header is presence, as Envoy's `present_match`: an empty value counts.
