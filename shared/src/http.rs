@@ -300,6 +300,17 @@ pub struct ResponseView {
     pub headers: Headers,
 }
 
+/// Whether `s` is an RFC 9110 token (`tchar`s only, not empty): a header or cookie name.
+pub fn is_token(s: &str) -> bool {
+    !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
+}
+
+/// Whether `value` holds only visible ASCII, spaces and tabs: a header value that carries no
+/// CR, LF, NUL or other control character and nothing beyond ASCII.
+pub fn is_visible_ascii(value: &str) -> bool {
+    value.bytes().all(|b| b == b'\t' || (b' '..=b'~').contains(&b))
+}
+
 /// Splits `/a/b?x=1` into `("/a/b", Some("x=1"))`.
 pub fn split_query(path: &str) -> (&str, Option<&str>) {
     match path.split_once('?') {

@@ -119,7 +119,7 @@ impl Identity {
 
 /// Whether a value may go into a header: visible ASCII, spaces and tabs, at most 8 KiB.
 pub(crate) fn is_header_safe(value: &str) -> bool {
-    value.len() <= 8192 && value.bytes().all(|b| b == b'\t' || (b' '..=b'~').contains(&b))
+    value.len() <= 8192 && crate::http::is_visible_ascii(value)
 }
 
 /// Removes inbound copies of every identity header, so a client cannot forge them.

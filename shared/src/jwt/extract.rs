@@ -14,7 +14,7 @@ use serde::Deserialize;
 
 use crate::config::ConfigError;
 use crate::decision::HeaderOp;
-use crate::http::{cookie_pairs, percent_decode, query_pairs, split_query, RequestView};
+use crate::http::{cookie_pairs, is_token, percent_decode, query_pairs, split_query, RequestView};
 
 /// A header location, as written in config.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -173,11 +173,6 @@ pub fn strip(request: &RequestView, locations: &[Location]) -> Vec<HeaderOp> {
 fn strip_prefix_ignore_case<'a>(value: &'a str, prefix: &str) -> Option<&'a str> {
     let head = value.get(..prefix.len())?;
     head.eq_ignore_ascii_case(prefix).then(|| value.get(prefix.len()..)).flatten()
-}
-
-/// An RFC 7230 token (header and cookie names).
-fn is_token(name: &str) -> bool {
-    !name.is_empty() && name.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
 #[cfg(test)]

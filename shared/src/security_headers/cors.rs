@@ -21,9 +21,10 @@
 use regex_lite::Regex;
 
 use super::config::CorsConfig;
-use super::header::{is_token, lists_token};
+use super::header::lists_token;
 use crate::config::{join_path, ConfigError};
 use crate::decision::{HeaderOp, LocalReply};
+use crate::http::is_token;
 use crate::route::{compile_methods, full_match_regex};
 
 /// Every CORS response header, removed from upstream responses on routes this filter owns.

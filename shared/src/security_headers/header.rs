@@ -6,6 +6,7 @@
 //! characters, so no rule can split a response.
 
 use crate::config::ConfigError;
+use crate::http::{is_token, is_visible_ascii};
 
 /// Response headers removed by default because they reveal the stack behind the proxy
 /// (a selection of the OWASP Secure Headers Project's `headers_remove.json`).
@@ -56,18 +57,13 @@ pub fn checked_name(name: &str, field: &str) -> Result<String, ConfigError> {
 
 /// Checks a header value: visible ASCII, spaces and tabs, no leading or trailing whitespace.
 pub fn checked_value(value: &str, field: &str) -> Result<String, ConfigError> {
-    if value.bytes().any(|b| (b < 0x20 && b != b'\t') || b == 0x7f || b >= 0x80) {
+    if !is_visible_ascii(value) {
         return Err(ConfigError::new(field, "must be visible ASCII (no control characters, CR or LF)"));
     }
     if value.trim() != value {
         return Err(ConfigError::new(field, "must not start or end with whitespace"));
     }
     Ok(value.to_string())
-}
-
-/// Whether `s` is an RFC 9110 token (`tchar`s only, not empty).
-pub fn is_token(s: &str) -> bool {
-    !s.is_empty() && s.bytes().all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b))
 }
 
 /// Whether a comma-separated header value (like `Vary`) lists `token`, case-insensitively.
