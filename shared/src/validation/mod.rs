@@ -134,12 +134,13 @@ impl Validator {
             return HeadersOutcome { findings: Findings::default(), body: None, allow: None };
         };
         let mut rec = Recorder { modes: &route.modes, findings: Findings::default() };
-        let kind = body_kind(request);
+        let media = media_type(request);
+        let kind = body_kind(request, media.as_deref());
         let injection = &route.injection;
         let _ = rec.run(|r| {
             route.limits.check(request, r);
             false
-        }) || (has_body && rec.run(|r| check_content_type(route, request, kind, r)))
+        }) || (has_body && rec.run(|r| check_content_type(route, request, media.as_deref(), kind, r)))
             || rec.run(|r| injection.check_path(request.path_only(), r))
             || rec.run(|r| injection.check_pairs(Location::Query, request.query().unwrap_or_default(), r))
             || rec.run(|r| injection.check_cookies(&request.headers, r))
@@ -241,8 +242,9 @@ fn media_type(request: &RequestView) -> Option<String> {
     (!media.is_empty()).then_some(media)
 }
 
-fn body_kind(request: &RequestView) -> BodyKind {
-    match media_type(request).as_deref() {
+/// How a body of media type `media` (from [`media_type`]) is inspected.
+fn body_kind(request: &RequestView, media: Option<&str>) -> BodyKind {
+    match media {
         Some("application/json") => BodyKind::Json,
         Some(media) if media.ends_with("+json") => BodyKind::Json,
         Some("application/x-www-form-urlencoded") => BodyKind::Form,
@@ -258,14 +260,14 @@ fn body_kind(request: &RequestView) -> BodyKind {
 fn check_content_type(
     route: &RoutePolicy,
     request: &RequestView,
+    media: Option<&str>,
     kind: BodyKind,
     report: &mut dyn FnMut(Violation) -> bool,
 ) -> bool {
-    let media = media_type(request);
-    let listed = route.content_types.is_empty() || media.as_ref().is_some_and(|m| route.content_types.contains(m));
+    let listed = route.content_types.is_empty() || media.is_some_and(|m| route.content_types.iter().any(|t| t == m));
     let schema_needs_json = route.schema.is_some() && kind != BodyKind::Json;
     // A multipart body without a usable boundary cannot have its fields inspected.
-    let fields_unreadable = media.as_deref() == Some("multipart/form-data")
+    let fields_unreadable = media == Some("multipart/form-data")
         && !matches!(kind, BodyKind::Multipart(_))
         && route.injection.any_at(Location::Form);
     // Content-Type is a singleton (RFC 9110): with two, this filter reads the first and a
