@@ -369,6 +369,17 @@ pub fn query_pairs(query: &str) -> impl Iterator<Item = (&str, &str)> {
     query.split('&').filter(|pair| !pair.is_empty()).map(|pair| pair.split_once('=').unwrap_or((pair, "")))
 }
 
+/// Whether the raw query or form parameter name `raw` is `wanted` once decoded as frameworks
+/// decode it (percent escapes, `+` as space): `acc%65ss_token` is `access_token` to Envoy's
+/// `jwt_authn` and to the upstream, so it must be to us.
+pub fn param_name_is(raw: &str, wanted: &str) -> bool {
+    if raw.contains(['%', '+']) {
+        percent_decode(raw, true) == wanted
+    } else {
+        raw == wanted
+    }
+}
+
 /// Percent-decodes `input` (and `+` as space when `plus_as_space`), replacing invalid UTF-8.
 pub fn percent_decode(input: &str, plus_as_space: bool) -> String {
     let bytes = input.as_bytes();
@@ -543,6 +554,17 @@ mod tests {
     #[test]
     fn iterates_query_and_cookie_pairs() {
         assert_eq!(query_pairs("a=1&&b&c=").collect::<Vec<_>>(), [("a", "1"), ("b", ""), ("c", "")]);
+        for (raw, wanted, same) in [
+            ("access_token", "access_token", true),
+            ("acc%65ss_token", "access_token", true),
+            ("%61%63%63%65%73%73%5F%74%6F%6B%65%6E", "access_token", true),
+            ("api+key", "api key", true),
+            ("access_token%00", "access_token", false),
+            ("Access_token", "access_token", false),
+            ("access%5token", "access_token", false),
+        ] {
+            assert_eq!(param_name_is(raw, wanted), same, "{raw}");
+        }
         assert_eq!(cookie_pairs("sid=abc; theme = dark;bad").collect::<Vec<_>>(), [("sid", "abc"), ("theme", "dark")]);
     }
 

@@ -282,6 +282,15 @@ fn decisions_match_envoys_native_jwt_authn() {
     let (ours, native) = (envoy.send_to("palisade", &beside).unwrap(), envoy.send_to("native", &beside).unwrap());
     assert_eq!((ours.status, native.status), (401, 401), "{}", ours.text());
     assert!(invalid_token(&ours) && invalid_token(&native));
+    // The parameter's name percent-encoded is the same parameter to Envoy and to the upstream.
+    let encoded = bearer(&format!("/api/items?acc%65ss_token={forged}"), &good);
+    let (ours, native) = (envoy.send_to("palisade", &encoded).unwrap(), envoy.send_to("native", &encoded).unwrap());
+    assert_eq!((ours.status, native.status), (401, 401), "{}", ours.text());
+    let encoded_good = Request::get(&format!("/api/items?page=1&access%5Ftoken={good}"));
+    let ours = envoy.send_to("palisade", &encoded_good).unwrap();
+    let native = envoy.send_to("native", &encoded_good).unwrap();
+    assert_eq!((ours.status, native.status), (200, 200), "{}", ours.text());
+    assert_eq!(ours.echoed().unwrap().path, "/api/items?page=1", "the token is cut under its encoded name");
     let twice = bearer(&format!("/api/items?access_token={good}&page=2"), &good);
     let (ours, native) = (envoy.send_to("palisade", &twice).unwrap(), envoy.send_to("native", &twice).unwrap());
     assert_eq!((ours.status, native.status), (200, 200), "{}", ours.text());
@@ -293,8 +302,9 @@ fn decisions_match_envoys_native_jwt_authn() {
     assert_eq!((ours.status, native.status), (401, 401));
 
     let stats = envoy.stats().unwrap();
-    // Every 200 above (the no-auth route too), the array-claim request and the token sent twice.
-    let allowed = cases.iter().filter(|c| c.3 == 200).count() as u64 + 2;
+    // Every 200 above (the no-auth route too), the array-claim request, the token under an
+    // encoded name and the token sent twice.
+    let allowed = cases.iter().filter(|c| c.3 == 200).count() as u64 + 3;
     assert_eq!(stats.wasmcustom("palisade.jwt_authn.allowed"), Some(allowed));
     assert_eq!(stats.wasmcustom("palisade.jwt_authn.denied.audience_not_allowed"), Some(1));
     assert_eq!(stats.wasmcustom("palisade.jwt_authn.denied.token_too_large"), Some(1));

@@ -14,7 +14,7 @@ use serde::Deserialize;
 
 use crate::config::ConfigError;
 use crate::decision::HeaderOp;
-use crate::http::{cookie_pairs, is_token, percent_decode, query_pairs, split_query, RequestView};
+use crate::http::{cookie_pairs, is_token, param_name_is, percent_decode, query_pairs, split_query, RequestView};
 
 /// A header location, as written in config.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -109,7 +109,9 @@ impl Sources {
         }
         if let Some(query) = request.query() {
             for param in &self.params {
-                for (_, value) in query_pairs(query).filter(|(name, value)| name == param && !value.is_empty()) {
+                for (_, value) in
+                    query_pairs(query).filter(|(name, value)| param_name_is(name, param) && !value.is_empty())
+                {
                     found.push(Found { value: percent_decode(value, false), location: Location::Param(param.clone()) });
                 }
             }
@@ -145,7 +147,10 @@ pub fn strip(request: &RequestView, locations: &[Location]) -> Vec<HeaderOp> {
         let kept: Vec<&str> = query
             .unwrap_or_default()
             .split('&')
-            .filter(|pair| !pair.is_empty() && !params.contains(&pair.split_once('=').map_or(*pair, |(n, _)| n)))
+            .filter(|pair| {
+                let name = pair.split_once('=').map_or(*pair, |(name, _)| name);
+                !pair.is_empty() && !params.iter().any(|param| param_name_is(name, param))
+            })
             .collect();
         let new_path = if kept.is_empty() { path.to_string() } else { format!("{path}?{}", kept.join("&")) };
         ops.push(HeaderOp::Set(":path".into(), new_path));
@@ -254,6 +259,19 @@ mod tests {
         let only = request("/a?access_token=t", &[("cookie", "sid=t")]);
         let ops = strip(&only, &[Location::Param("access_token".into()), Location::Cookie("sid".into())]);
         assert_eq!(ops, [HeaderOp::Set(":path".into(), "/a".into()), HeaderOp::Remove("cookie".into())]);
+    }
+
+    #[test]
+    fn parameter_names_match_once_decoded() {
+        // The upstream decodes `acc%65ss_token` to `access_token`: it is a credential here too,
+        // checked, and cut from the path with the plain one.
+        let sources = Sources::compile(&[], &[], &[], bearer(), "p").unwrap();
+        let req = request("/a?acc%65ss_token=t1&access_token=t2&access%5Ftoken=t3&b=acc%65ss_token", &[]);
+        let found = sources.find_all(&req);
+        assert_eq!(values(&found), ["t1", "t2", "t3"]);
+        assert!(found.iter().all(|f| f.location == Location::Param("access_token".into())));
+        let ops = strip(&req, &[Location::Param("access_token".into())]);
+        assert_eq!(ops, [HeaderOp::Set(":path".into(), "/a?b=acc%65ss_token".into())]);
     }
 
     #[test]
