@@ -181,3 +181,40 @@ fn limited_requests_get_429_with_ratelimit_headers_and_json() {
     assert_eq!(stats.wasmcustom("palisade.rate_limit.limited"), Some(1));
     assert_eq!(stats.counter("http.palisade.downstream_rq_4xx"), Some(1));
 }
+
+/// A `client_ip` limit keyed from `X-Forwarded-For` (one trusted proxy: the rightmost entry):
+/// an IPv6 client is its /64, so rotating addresses inside it gains nothing, and an
+/// IPv4-mapped IPv6 address is the IPv4 client it maps.
+#[test]
+fn client_ip_keys_are_networks_not_addresses() {
+    let echo = EchoServer::start().unwrap();
+    let palisade = json!({
+        "domain": "e2e-ip",
+        "hash_seed_env": "PALISADE_RATE_LIMIT_SEED",
+        "trusted_proxies": 1,
+        "limits": {"per-client": {"key": ["client_ip"], "rate": {"tokens": 2, "per": "1h"}}},
+        "routes": [{"match": {"path": {"prefix": "/"}}, "limits": ["per-client"]}]
+    });
+    let config = EnvoyConfig::new().cluster(Cluster::new("echo", echo.addr())).listener(
+        Listener::new("palisade")
+            .filter(
+                WasmFilter::palisade("rate-limit", &palisade.to_string())
+                    .unwrap()
+                    .env("PALISADE_RATE_LIMIT_SEED", "e2e-rate-limit-seed-0123456789abcdef"),
+            )
+            .route(Route::to_cluster("default", PathMatch::prefix("/"), "echo")),
+    );
+    let envoy = Envoy::start("client_ip_keys_are_networks", &config).unwrap();
+    let from = |client: &str| {
+        let forwarded = format!("198.18.0.1, {client}");
+        envoy.send_to("palisade", &Request::get("/").header("x-forwarded-for", &forwarded)).unwrap().status
+    };
+    let statuses: Vec<u16> =
+        ["2001:db8:1:2::1", "2001:db8:1:2::2", "2001:db8:1:2:ffff::3", "2001:db8:1:3::1"].map(from).into();
+    assert_eq!(statuses, [200, 200, 429, 200], "a third address of one /64 is the same client");
+    let statuses: Vec<u16> = ["198.51.100.7", "198.51.100.8", "::ffff:198.51.100.7", "198.51.100.7"].map(from).into();
+    assert_eq!(statuses, [200, 200, 200, 429], "::ffff:198.51.100.7 spends 198.51.100.7's tokens");
+    let stats = envoy.stats().unwrap();
+    assert_eq!(stats.wasmcustom("palisade.rate_limit.allowed"), Some(6));
+    assert_eq!(stats.wasmcustom("palisade.rate_limit.limited"), Some(2));
+}

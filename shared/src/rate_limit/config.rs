@@ -12,7 +12,7 @@ use crate::route::{compile_methods, RouteMatchConfig, Routes};
 
 use super::bucket::Rate;
 use super::headers::HeaderSettings;
-use super::keys::{KeySource, KeySourceConfig};
+use super::keys::{ClientIpPrefix, KeySource, KeySourceConfig};
 use super::limiter::{OnFull, Settings};
 use super::policy::{Cost, FailureMode, Limit, MissingKey, Policy, RoutePlan, TierSource};
 use super::table::{KeyHasher, Table};
@@ -49,6 +49,9 @@ pub struct RateLimitConfig {
     /// Proxies in front of Envoy that append to `X-Forwarded-For` (0: use the peer address).
     #[serde(default)]
     pub trusted_proxies: u32,
+    /// How much of the client's address the `client_ip` key keeps.
+    #[serde(default)]
+    pub client_ip_prefix: ClientIpPrefixConfig,
     /// How the caller's tier is found.
     #[serde(default)]
     pub tier: TierConfig,
@@ -71,6 +74,26 @@ pub enum FailureModeConfig {
     Closed,
     /// Let the request through.
     Open,
+}
+
+/// Prefix lengths for the `client_ip` key (Envoy's `masked_remote_address`).
+#[derive(Debug, Clone, Deserialize)]
+#[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
+#[serde(deny_unknown_fields)]
+pub struct ClientIpPrefixConfig {
+    /// Bits of an IPv4 address, 1-32.
+    #[serde(default = "default_ipv4_prefix")]
+    pub ipv4: u8,
+    /// Bits of an IPv6 address, 1-128: the default 64 treats a /64, the usual end-site
+    /// allocation, as one client.
+    #[serde(default = "default_ipv6_prefix")]
+    pub ipv6: u8,
+}
+
+impl Default for ClientIpPrefixConfig {
+    fn default() -> Self {
+        Self { ipv4: default_ipv4_prefix(), ipv6: default_ipv6_prefix() }
+    }
 }
 
 /// The table of buckets.
@@ -235,6 +258,12 @@ impl Default for CostConfig {
 fn default_domain() -> String {
     "default".into()
 }
+fn default_ipv4_prefix() -> u8 {
+    32
+}
+fn default_ipv6_prefix() -> u8 {
+    64
+}
 fn default_retries() -> u32 {
     16
 }
@@ -291,6 +320,8 @@ pub fn compile(config: &RateLimitConfig, env: &dyn Fn(&str) -> Option<String>) -
     if config.trusted_proxies > 16 {
         return Err(ConfigError::new("trusted_proxies", "must be at most 16"));
     }
+    let prefix = &config.client_ip_prefix;
+    let client_ip_prefix = ClientIpPrefix::new(prefix.ipv4, prefix.ipv6, "client_ip_prefix")?;
     let tiers = compile_tiers(&config.tier)?;
     if config.limits.is_empty() {
         return Err(ConfigError::new("limits", "must define at least one limit"));
@@ -331,6 +362,7 @@ pub fn compile(config: &RateLimitConfig, env: &dyn Fn(&str) -> Option<String>) -
             on_allowed: config.headers.on_allowed,
         },
         trusted_proxies: config.trusted_proxies,
+        client_ip_prefix,
         tiers,
         hasher: KeyHasher::new(&config.domain, &seed),
         seeded: !seed.is_empty(),

@@ -6,18 +6,19 @@
 //!         "consumer", {"claim": "org.id"}, "route"]
 //! ```
 //!
-//! Each source names its descriptor entry (`remote_address`, `header.x-api-key`,
+//! Each source names its descriptor entry (`masked_remote_address`, `header.x-api-key`,
 //! `query.api_key`, `subject`, `consumer`, `claim.org.id`, `route`); the limit's name and, for
 //! tiered limits, the tier come first. The local table hashes exactly these entries, so a global
 //! backend can later send the same descriptors to a rate limit service with no config change.
 
 use std::borrow::Cow;
-use std::net::IpAddr;
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use serde::Deserialize;
 
 use crate::config::ConfigError;
-use crate::http::{percent_decode, query_pairs, RequestView};
+use crate::http::{param_name_is, percent_decode, query_pairs, RequestView};
 use crate::identity::{claim_strings, ClaimPath, Identity};
 
 use super::table::{push_field, push_field_parts};
@@ -27,7 +28,8 @@ use super::table::{push_field, push_field_parts};
 #[cfg_attr(feature = "schema", derive(schemars::JsonSchema))]
 #[serde(rename_all = "snake_case")]
 pub enum KeySourceConfig {
-    /// The client IP (`source.address`, or `X-Forwarded-For` per `trusted_proxies`).
+    /// The client's network: its IP (`source.address`, or `X-Forwarded-For` per
+    /// `trusted_proxies`) cut to `client_ip_prefix`.
     ClientIp,
     /// A request header's first value.
     Header(String),
@@ -93,7 +95,7 @@ impl KeySource {
     /// The descriptor entry's key, in two parts to join: `["header.", name]`.
     pub fn descriptor_key(&self) -> [&str; 2] {
         match self {
-            KeySource::ClientIp => ["remote_address", ""],
+            KeySource::ClientIp => ["masked_remote_address", ""],
             KeySource::Header(name) => ["header.", name],
             KeySource::Query(name) => ["query.", name],
             KeySource::Subject => ["subject", ""],
@@ -107,12 +109,12 @@ impl KeySource {
     /// value is borrowed from the request.
     pub fn resolve<'a>(&self, request: &Facts<'a>) -> Option<Cow<'a, str>> {
         let value = match self {
-            KeySource::ClientIp => request.client_ip.map(|ip| Cow::Owned(ip.to_string())),
+            KeySource::ClientIp => request.client_net.map(|net| Cow::Owned(net.to_string())),
             KeySource::Header(name) => request.request.headers.get(name).map(Cow::Borrowed),
             KeySource::Query(name) => request
                 .request
                 .query()
-                .and_then(|query| query_pairs(query).find(|(key, _)| percent_decode(key, true) == *name))
+                .and_then(|query| query_pairs(query).find(|(key, _)| param_name_is(key, name)))
                 .map(|(_, value)| Cow::Owned(percent_decode(value, true))),
             KeySource::Subject => request.identity.and_then(|id| id.subject.as_deref()).map(Cow::Borrowed),
             KeySource::Consumer => request.identity.and_then(|id| id.consumer.as_deref()).map(Cow::Borrowed),
@@ -138,8 +140,69 @@ pub struct Facts<'a> {
     pub request: &'a RequestView,
     /// The identity from filter state, if any (an unreadable one is `None`).
     pub identity: Option<&'a Identity>,
-    /// The client IP per `trusted_proxies`.
-    pub client_ip: Option<IpAddr>,
+    /// The client's network, per `trusted_proxies` and `client_ip_prefix`.
+    pub client_net: Option<ClientNet>,
+}
+
+/// How many leading bits of a client's address make its key.
+///
+/// An IPv6 client is routinely given a whole /64 (or more), and rotates addresses inside it at
+/// will, so a limit per IPv6 address limits nobody and lets one client fill the table. Envoy's
+/// `masked_remote_address` rate limit action makes the same cut (`v4_prefix_mask_len`,
+/// `v6_prefix_mask_len`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientIpPrefix {
+    v4: u8,
+    v6: u8,
+}
+
+impl ClientIpPrefix {
+    /// Checks the lengths (1-32 and 1-128: a zero length would put every client in one bucket,
+    /// which a key without `client_ip` says plainly); `field` names the setting in errors.
+    pub fn new(v4: u8, v6: u8, field: &str) -> Result<Self, ConfigError> {
+        if !(1..=32).contains(&v4) {
+            return Err(ConfigError::new(format!("{field}.ipv4"), "must be between 1 and 32"));
+        }
+        if !(1..=128).contains(&v6) {
+            return Err(ConfigError::new(format!("{field}.ipv6"), "must be between 1 and 128"));
+        }
+        Ok(Self { v4, v6 })
+    }
+
+    /// The network of `ip`; an IPv4-mapped IPv6 address (`::ffff:203.0.113.9`, a dual-stack
+    /// listener's view of an IPv4 client) counts as the IPv4 address it maps.
+    pub fn network(self, ip: IpAddr) -> ClientNet {
+        match ip.to_canonical() {
+            IpAddr::V4(v4) => ClientNet {
+                network: Ipv4Addr::from(u32::from(v4) & (u32::MAX << (32 - u32::from(self.v4)))).into(),
+                prefix: self.v4,
+            },
+            IpAddr::V6(v6) => ClientNet {
+                network: Ipv6Addr::from(u128::from(v6) & (u128::MAX << (128 - u32::from(self.v6)))).into(),
+                prefix: self.v6,
+            },
+        }
+    }
+}
+
+impl Default for ClientIpPrefix {
+    fn default() -> Self {
+        Self { v4: 32, v6: 64 }
+    }
+}
+
+/// A client's network, written as Envoy's `masked_remote_address` descriptor value:
+/// `203.0.113.9/32`, `2001:db8:1:2::/64`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientNet {
+    network: IpAddr,
+    prefix: u8,
+}
+
+impl fmt::Display for ClientNet {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}/{}", self.network, self.prefix)
+    }
 }
 
 /// The bytes that identify one bucket, the input of its fingerprint: descriptor entries in
@@ -206,6 +269,10 @@ mod tests {
         }
     }
 
+    fn client_net(request: &RequestView) -> Option<ClientNet> {
+        crate::http::client_ip(request, 0).map(|ip| ClientIpPrefix::default().network(ip))
+    }
+
     fn source(json: &str) -> Result<KeySource, ConfigError> {
         KeySource::compile(&serde_json::from_str(json).unwrap(), "key[0]")
     }
@@ -214,10 +281,9 @@ mod tests {
     fn resolves_every_source() {
         let request = request();
         let identity = identity();
-        let facts =
-            Facts { request: &request, identity: Some(&identity), client_ip: crate::http::client_ip(&request, 0) };
+        let facts = Facts { request: &request, identity: Some(&identity), client_net: client_net(&request) };
         let cases = [
-            (r#""client_ip""#, Some("10.0.0.2"), "remote_address"),
+            (r#""client_ip""#, Some("10.0.0.2/32"), "masked_remote_address"),
             (r#"{"header":"X-Api-Key"}"#, Some("key-1"), "header.x-api-key"),
             (r#"{"header":"x-empty"}"#, None, "header.x-empty"),
             (r#"{"query":"api_key"}"#, Some("k+1"), "query.api_key"),
@@ -236,6 +302,34 @@ mod tests {
         }
         let anonymous = Facts { identity: None, ..facts };
         assert_eq!(source(r#""subject""#).unwrap().resolve(&anonymous), None);
+    }
+
+    #[test]
+    fn client_networks_cut_addresses_to_the_prefix() {
+        let net = |prefix: ClientIpPrefix, ip: &str| prefix.network(ip.parse().unwrap()).to_string();
+        let default = ClientIpPrefix::default();
+        assert_eq!(net(default, "203.0.113.9"), "203.0.113.9/32");
+        assert_eq!(net(default, "::ffff:203.0.113.9"), "203.0.113.9/32", "IPv4-mapped is the IPv4 client");
+        // Two addresses of one /64 are one client; the next /64 is another.
+        assert_eq!(net(default, "2001:db8:1:2:aaaa::1"), "2001:db8:1:2::/64");
+        assert_eq!(net(default, "2001:db8:1:2:ffff:ffff:ffff:ffff"), "2001:db8:1:2::/64");
+        assert_eq!(net(default, "2001:db8:1:3::1"), "2001:db8:1:3::/64");
+        let whole = ClientIpPrefix::new(32, 128, "p").unwrap();
+        assert_eq!(net(whole, "2001:db8::7"), "2001:db8::7/128");
+        let coarse = ClientIpPrefix::new(1, 1, "p").unwrap();
+        assert_eq!(net(coarse, "203.0.113.9"), "128.0.0.0/1");
+        assert_eq!(net(coarse, "2001:db8::7"), "::/1");
+        let odd = ClientIpPrefix::new(20, 56, "p").unwrap();
+        assert_eq!(net(odd, "198.51.100.7"), "198.51.96.0/20");
+        assert_eq!(net(odd, "2001:db8:1:2ff::1"), "2001:db8:1:200::/56");
+        for (v4, v6, error) in [
+            (0, 64, "p.ipv4: must be between 1 and 32"),
+            (33, 64, "p.ipv4: must be between 1 and 32"),
+            (32, 0, "p.ipv6: must be between 1 and 128"),
+            (32, 129, "p.ipv6: must be between 1 and 128"),
+        ] {
+            assert_eq!(ClientIpPrefix::new(v4, v6, "p").unwrap_err().to_string(), error);
+        }
     }
 
     #[test]
@@ -267,7 +361,7 @@ mod tests {
     #[test]
     fn absent_sources_append_nothing() {
         let request = request();
-        let facts = Facts { request: &request, identity: None, client_ip: crate::http::client_ip(&request, 0) };
+        let facts = Facts { request: &request, identity: None, client_net: client_net(&request) };
         let sources = [source(r#"{"header":"x-api-key"}"#).unwrap(), source(r#""subject""#).unwrap()];
         let mut descriptor = Descriptor::default();
         descriptor.push(["limit", ""], "l");

@@ -8,7 +8,7 @@ use crate::route::Routes;
 
 use super::bucket::Rate;
 use super::headers::{allowed_headers, too_many_requests, HeaderSettings};
-use super::keys::{Descriptor, Facts, KeySource};
+use super::keys::{ClientIpPrefix, Descriptor, Facts, KeySource};
 use super::limiter::{evaluate, Check, Failure, LimitReason, Outcome, Settings};
 use super::store::Store;
 use super::table::{KeyHasher, Table};
@@ -116,6 +116,8 @@ pub struct Policy {
     pub headers: HeaderSettings,
     /// Proxies trusted to append to `X-Forwarded-For`.
     pub trusted_proxies: u32,
+    /// How much of the client's address is its key.
+    pub client_ip_prefix: ClientIpPrefix,
     /// How the tier is found.
     pub tiers: TierSource,
     /// Keyed hash of descriptors.
@@ -220,7 +222,8 @@ impl Policy {
         let Some(route) = self.routes.select(request) else {
             return self.unlimited();
         };
-        let facts = Facts { request, identity, client_ip: client_ip(request, self.trusted_proxies as usize) };
+        let client_net = client_ip(request, self.trusted_proxies as usize).map(|ip| self.client_ip_prefix.network(ip));
+        let facts = Facts { request, identity, client_net };
         let tier = self.tiers.tier(identity);
         let cost = route.cost.of(&request.method);
         let mut checks = Vec::with_capacity(route.limits.len());

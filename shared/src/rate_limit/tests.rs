@@ -252,6 +252,8 @@ fn config_errors_name_the_field() {
         (with("/table", json!({"slots": 100, "ways": 8})), "table.slots: must be a multiple of table.ways (8)"),
         (with("/table", json!({"on_full": "evict"})), "table.on_full: unknown variant `evict`"),
         (with("/trusted_proxies", json!(17)), "trusted_proxies: must be at most 16"),
+        (with("/client_ip_prefix", json!({"ipv6": 0})), "client_ip_prefix.ipv6: must be between 1 and 128"),
+        (with("/client_ip_prefix", json!({"ipv4": 33})), "client_ip_prefix.ipv4: must be between 1 and 32"),
         (with("/tier", json!({"claim": "a..b"})), "tier.claim: must be a claim path like plan or org.plan"),
         (with("/tier", json!({"anonymous": ""})), "tier.anonymous: must not be empty"),
         (with("/failure_mode", json!("maybe")), "failure_mode: unknown variant `maybe`"),
@@ -407,6 +409,41 @@ fn randomized_traffic_never_exceeds_the_rate() {
     // Demand (about 25 tokens/s per IP) far exceeds the rate, so the busiest IPs sit at the bound.
     let bound = 5 + (latest - NOW) * 5 / 1000;
     assert!(spent.values().any(|&s| s * 10 >= bound * 9), "{spent:?} vs {bound}");
+}
+
+#[test]
+fn an_ipv6_client_is_its_network() {
+    // 2 per hour per client: addresses of one /64 share a bucket (by default), the next /64 has
+    // its own, and `ipv6: 128` gives each address its own again.
+    let config = |prefix: serde_json::Value| {
+        let mut config = json!({"limits": {"ip": {"key": ["client_ip"], "rate": {"tokens": 2, "per": "1h"}}},
+                                "routes": [{"limits": ["ip"]}]});
+        if !prefix.is_null() {
+            config["client_ip_prefix"] = prefix;
+        }
+        compiled(&config.to_string())
+    };
+    let statuses = |policy: &Policy, peers: &[&str]| {
+        let mut store = store(policy);
+        let mut statuses = Vec::new();
+        for peer in peers {
+            let mut req = request("GET", "/", "");
+            req.source_ip = peer.parse().ok();
+            let decision = policy.check(&mut store, &req, None, NOW);
+            statuses.push(match decision.verdict {
+                Verdict::Continue(_) => 200,
+                Verdict::Respond(reply) => reply.status,
+            });
+        }
+        statuses
+    };
+    let rotating = ["2001:db8:1:2::1", "2001:db8:1:2::2", "2001:db8:1:2:ffff::3", "2001:db8:1:3::1"];
+    assert_eq!(statuses(&config(json!(null)), &rotating), [200, 200, 429, 200]);
+    assert_eq!(statuses(&config(json!({"ipv6": 48})), &rotating), [200, 200, 429, 429]);
+    assert_eq!(statuses(&config(json!({"ipv6": 128})), &rotating), [200, 200, 200, 200]);
+    let mapped = ["198.51.100.7", "::ffff:198.51.100.7", "198.51.100.7", "198.51.100.8"];
+    assert_eq!(statuses(&config(json!(null)), &mapped), [200, 200, 429, 200]);
+    assert_eq!(statuses(&config(json!({"ipv4": 24})), &mapped), [200, 200, 429, 429]);
 }
 
 #[test]
