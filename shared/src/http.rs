@@ -285,9 +285,12 @@ impl RequestView {
         split_query(&self.path).1
     }
 
-    /// The host without a port, lower-cased by the caller's comparisons.
+    /// The host without a port or a trailing dot (`Example.com.:8443` -> `Example.com`),
+    /// compared case-insensitively by callers. `example.com.` is `example.com` to DNS and to
+    /// servers such as nginx behind Envoy, so a rule about one host must hold for the other.
     pub fn host(&self) -> &str {
-        host_without_port(&self.authority)
+        let host = host_without_port(&self.authority);
+        host.strip_suffix('.').unwrap_or(host)
     }
 }
 
@@ -499,6 +502,12 @@ mod tests {
         assert_eq!(host_without_port("example.com"), "example.com");
         assert_eq!(host_without_port("[::1]:80"), "[::1]");
         assert_eq!(host_without_port("host:"), "host:");
+        let host =
+            |authority: &str| RequestView { authority: authority.into(), ..RequestView::default() }.host().to_string();
+        assert_eq!(host("Example.com.:8443"), "Example.com");
+        assert_eq!(host("example.com."), "example.com");
+        assert_eq!(host("example.com.."), "example.com.", "one dot only: `a..` is no host name");
+        assert_eq!(host("[::1]:80"), "[::1]");
     }
 
     #[test]

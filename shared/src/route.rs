@@ -267,6 +267,11 @@ mod tests {
         let m = compile(r#"{"host":"*.Example.com","methods":["POST"],"route_name":"api"}"#).unwrap();
         assert!(m.matches(&request("POST", "/", "API.example.com:8443", Some("api"))));
         assert!(!m.matches(&request("POST", "/", "example.com", Some("api"))));
+        // A trailing dot names the same host: the rule still holds.
+        assert!(m.matches(&request("POST", "/", "a.example.com.:8443", Some("api"))));
+        let exact = compile(r#"{"host":"admin.example.com"}"#).unwrap();
+        assert!(exact.matches(&request("GET", "/", "Admin.Example.com.", None)));
+        assert!(!exact.matches(&request("GET", "/", "admin.example.com..", None)));
         assert!(!m.matches(&request("GET", "/", "a.example.com", Some("api"))));
         assert!(!m.matches(&request("POST", "/", "a.example.com", Some("web"))));
         assert!(!m.matches(&request("POST", "/", "a.example.com", None)));

@@ -401,3 +401,42 @@ fn a_claim_holding_cr_lf_writes_no_header_upstream() {
     }
     assert_eq!(echoed.header("x-palisade-issuer"), Some(INTERNAL));
 }
+
+#[test]
+fn a_host_rule_holds_for_the_host_with_a_trailing_dot() {
+    // `admin.example.com.` is `admin.example.com` to DNS and to an nginx behind Envoy; Envoy
+    // passes it as sent (without `strip_trailing_host_dot`), so the rule must hold for it too.
+    let echo = EchoServer::start().unwrap();
+    let config = json!({
+        "providers": {"internal": {"issuer": INTERNAL, "algorithms": ["HS256"],
+                                   "hmac_secret": {"env": SECRET_VAR, "encoding": "raw"}}},
+        "rules": [{"match": {"host": "admin.example.com"}, "requires": {"provider": "internal"}},
+                  {"match": {}, "requires": "none"}]
+    });
+    let envoy_config = EnvoyConfig::new().concurrency(1).cluster(Cluster::new("echo", echo.addr())).listener(
+        Listener::new("main")
+            .filter(
+                WasmFilter::palisade("jwt-authn", &config.to_string())
+                    .unwrap()
+                    .env(SECRET_VAR, std::str::from_utf8(SECRET).unwrap()),
+            )
+            .route(Route::to_cluster("default", PathMatch::prefix("/"), "echo")),
+    );
+    let envoy = Envoy::start("jwt_authn_trailing_dot_host", &envoy_config).unwrap();
+    let token = HS256Key::from_bytes(SECRET)
+        .authenticate(claims_of(json!({"iss": INTERNAL, "sub": "ops", "exp": now() + 60})))
+        .unwrap();
+    let status = |host: &str, token: Option<&str>| {
+        let request = Request::get("/users").header("host", host);
+        let request = match token {
+            Some(token) => request.header("authorization", &format!("Bearer {token}")),
+            None => request,
+        };
+        envoy.send(&request).unwrap().status
+    };
+    for host in ["admin.example.com", "admin.example.com.", "ADMIN.Example.com.:8080"] {
+        assert_eq!(status(host, None), 401, "{host} without a token");
+        assert_eq!(status(host, Some(&token)), 200, "{host} with a token");
+    }
+    assert_eq!(status("www.example.com.", None), 200, "another host needs no token");
+}

@@ -266,6 +266,10 @@ fn operations_methods_hosts_ports_paths() {
             (get("/").host("svc.internal"), "allow"),
             (get("/").host("db.internal"), "403"),
             (get("/").host("api.example.com.evil"), "403"),
+            // A trailing dot is the same host, for a DENY as for an ALLOW.
+            (get("/").host("api.example.com."), "allow"),
+            (get("/").host("db.internal."), "403"),
+            (get("/").host("db.internal.:8443"), "403"),
         ],
     );
     let ports = allow(json!({"to": [{"operation": {"ports": ["8443", "443"], "notPorts": ["9000"]}}]}));
