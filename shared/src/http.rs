@@ -372,6 +372,16 @@ pub fn query_pairs(query: &str) -> impl Iterator<Item = (&str, &str)> {
     query.split('&').filter(|pair| !pair.is_empty()).map(|pair| pair.split_once('=').unwrap_or((pair, "")))
 }
 
+/// Whether a message body carries a content coding (`gzip`, `br`, ...; RFC 9110 §8.4): bytes
+/// a filter cannot read as sent, which a backend may decode before use. `identity` is none.
+pub fn has_content_coding(headers: &Headers) -> bool {
+    headers
+        .get_all("content-encoding")
+        .flat_map(|value| value.split(','))
+        .map(str::trim)
+        .any(|coding| !coding.is_empty() && !coding.eq_ignore_ascii_case("identity"))
+}
+
 /// Whether the raw query or form parameter name `raw` is `wanted` once decoded as frameworks
 /// decode it (percent escapes, `+` as space): `acc%65ss_token` is `access_token` to Envoy's
 /// `jwt_authn` and to the upstream, so it must be to us.
@@ -563,6 +573,10 @@ mod tests {
     #[test]
     fn iterates_query_and_cookie_pairs() {
         assert_eq!(query_pairs("a=1&&b&c=").collect::<Vec<_>>(), [("a", "1"), ("b", ""), ("c", "")]);
+        let coded =
+            |values: &[&str]| has_content_coding(&Headers::from_pairs(values.iter().map(|v| ("content-encoding", *v))));
+        assert!(!coded(&[]) && !coded(&["identity"]) && !coded(&["Identity, "]) && !coded(&[""]));
+        assert!(coded(&["gzip"]) && coded(&["identity, br"]) && coded(&["identity", "x-custom"]));
         for (raw, wanted, same) in [
             ("access_token", "access_token", true),
             ("acc%65ss_token", "access_token", true),

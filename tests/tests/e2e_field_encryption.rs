@@ -297,3 +297,25 @@ fn a_body_followed_by_trailers_reaches_the_upstream_encrypted() {
     assert_eq!(stats.wasmcustom("palisade.field_encryption.fields_encrypted"), Some(2));
     assert_eq!(stats.wasmcustom("palisade.field_encryption.refused.body_too_large"), Some(1));
 }
+
+#[test]
+fn coded_bodies_are_refused_and_uncoded_responses_asked_for() {
+    let echo = EchoServer::start().unwrap();
+    let config = EnvoyConfig::new().concurrency(1).cluster(Cluster::new("echo", echo.addr())).listener(listener());
+    let envoy = Envoy::start("field_encryption_content_coding", &config).unwrap();
+    // A gzip body hides its fields: refused, never forwarded (the upstream might inflate it).
+    let gzip = Request::new("POST", "/users")
+        .header("authorization", &writer())
+        .header("content-type", "application/json")
+        .header("content-encoding", "gzip")
+        .body(vec![0x1f, 0x8b, 0x08, 0x00, 0x00, 0x00, 0x00, 0x00, 0x02, 0x03]);
+    assert_refused(&envoy.send(&gzip).unwrap(), 415, "unsupported_content_encoding");
+    // A decrypting route asks the upstream for a response it can read.
+    let get = Request::get("/users/7").header("authorization", &reader()).header("accept-encoding", "gzip, br");
+    let response = envoy.send(&get).unwrap();
+    assert_eq!(response.status, 200, "{}", response.text());
+    assert_eq!(response.echoed().unwrap().header("accept-encoding"), None);
+    let stats = envoy.stats().unwrap();
+    assert_eq!(stats.wasmcustom("palisade.field_encryption.refused.unsupported_content_encoding"), Some(1));
+    assert_eq!(stats.counter("cluster.echo.upstream_rq_total"), Some(1));
+}

@@ -577,6 +577,41 @@ fn record_binding_stops_ciphertexts_copied_to_another_record() {
 }
 
 #[test]
+fn coded_bodies_are_refused_or_avoided() {
+    let host = Host::new();
+    let plugin = plugin(&host);
+    // A gzip request body on an encrypting route: 415, nothing forwarded.
+    let gzip = post(&["\u{1f}\u{8b}\u{8}\0\0\0\0\0"], &reader()).header("content-encoding", "gzip");
+    let (status, body) = refused(&plugin.send(gzip));
+    assert_eq!((status, body["error"].as_str()), (415, Some("unsupported_content_encoding")));
+    assert_eq!(metric(&host, "refused.unsupported_content_encoding"), 1);
+    // `identity` is no coding.
+    let body = r#"{"id":7,"email":"a@x.io","name":"Ann"}"#;
+    let plain = plugin.send(post(&[body], &reader()).header("content-encoding", "identity"));
+    assert_eq!(plain.verdict(), Verdict::Forwarded);
+    let stored = plain.upstream().unwrap().body_text();
+    // A decrypting route asks the upstream for an uncoded response.
+    let get = || {
+        Request::get("/users/7")
+            .header("accept-encoding", "gzip, br")
+            .property(&["palisade.identity"], reader().as_str())
+    };
+    let mut exchange = plugin.send(get());
+    assert_eq!(exchange.upstream().unwrap().header("accept-encoding"), None);
+    exchange.respond(Response::ok().body(&stored)).unwrap();
+    assert_eq!(exchange.client().unwrap().body_text(), body);
+    // An upstream that codes anyway: passed on as sent, counted and audited, never buffered.
+    let mut exchange = plugin.send(get());
+    exchange.respond(Response::ok().header("content-encoding", "gzip").body(&stored)).unwrap();
+    assert_eq!(exchange.client().unwrap().body_text(), stored);
+    assert_eq!(metric(&host, "response_encoded"), 1);
+    assert!(audit_lines(&plugin).iter().any(|line| line["reason"] == "response_encoded"), "{:?}", audit_lines(&plugin));
+    // Routes that change no body leave accept-encoding alone.
+    let exchange = plugin.send(send("GET", "/orders", &[], &reader()).header("accept-encoding", "gzip"));
+    assert_eq!(exchange.upstream().unwrap().header("accept-encoding").as_deref(), Some("gzip"));
+}
+
+#[test]
 fn content_length_is_dropped_only_where_bodies_change() {
     let host = Host::new();
     let plugin = plugin(&host);

@@ -14,9 +14,9 @@ use std::rc::Rc;
 use palisade_core::audit::{AuditDecision, AuditEvent};
 use palisade_core::encryption::transform::FAILURE_REASONS;
 use palisade_core::encryption::{
-    Decrypted, Encrypted, LedgerError, NonceSource, Policy, RandomUnavailable, Refusal, UsageLedger,
+    Decrypted, Encrypted, LedgerError, NonceSource, Policy, RandomUnavailable, Refusal, Skipped, UsageLedger,
 };
-use palisade_core::http::RequestView;
+use palisade_core::http::{has_content_coding, RequestView};
 use palisade_core::identity::Identity;
 use palisade_glue::{Counter, ViewNeeds};
 use proxy_wasm::hostcalls;
@@ -58,6 +58,7 @@ struct Metrics {
     key_usage_warnings: Counter,
     responses_not_json: Counter,
     responses_too_large: Counter,
+    responses_encoded: Counter,
     identity_malformed: Counter,
 }
 
@@ -81,6 +82,7 @@ impl Metrics {
             key_usage_warnings: counter("key_usage_warnings"),
             responses_not_json: counter("response_not_json"),
             responses_too_large: counter("response_too_large"),
+            responses_encoded: counter("response_encoded"),
             identity_malformed: counter("identity_malformed"),
         }
     }
@@ -112,10 +114,16 @@ impl Metrics {
                 counter.inc();
             }
         }
-        match outcome.skipped.map(|s| s.code()) {
-            Some("response_not_json") => self.responses_not_json.inc(),
-            Some("response_too_large") => self.responses_too_large.inc(),
-            _ => {}
+        if let Some(skipped) = outcome.skipped {
+            self.count_skipped(skipped);
+        }
+    }
+
+    fn count_skipped(&self, skipped: Skipped) {
+        match skipped {
+            Skipped::NotJson => self.responses_not_json.inc(),
+            Skipped::TooLarge => self.responses_too_large.inc(),
+            Skipped::Encoded => self.responses_encoded.inc(),
         }
     }
 }
@@ -188,8 +196,16 @@ impl HttpContext for EncryptionHttp {
         self.identity =
             palisade_glue::read_identity("field-encryption", self.context_id, state.metrics.identity_malformed);
         self.decrypt_body = state.policy.decrypts(route).then_some(0);
+        if self.decrypt_body.is_some() {
+            // Ask the upstream for an uncoded response: in a gzip body no field can be found.
+            palisade_glue::remove_header(MapType::HttpRequestHeaders, "accept-encoding");
+        }
         if !state.policy.encrypts(route) {
             return Action::Continue;
+        }
+        if !end_of_stream && has_content_coding(&self.request.headers) {
+            // Fields of a gzip body cannot be found, and the upstream may well decode it.
+            return self.refuse(&state, &Refusal::EncodedBody);
         }
         // The body will change length: Envoy does not fix content-length, so drop it.
         palisade_glue::remove_header(MapType::HttpRequestHeaders, "content-length");
@@ -222,11 +238,17 @@ impl HttpContext for EncryptionHttp {
     }
 
     fn on_http_response_headers(&mut self, _num_headers: usize, end_of_stream: bool) -> Action {
-        if self.decrypt_body.is_some() && !end_of_stream {
-            palisade_glue::remove_header(MapType::HttpResponseHeaders, "content-length");
-        } else {
+        let Some(state) = self.state.clone().filter(|_| self.decrypt_body.is_some() && !end_of_stream) else {
             self.decrypt_body = None;
+            return Action::Continue;
+        };
+        if has_content_coding(&palisade_glue::header_map(MapType::HttpResponseHeaders)) {
+            // Coded although the request asked for none: pass it on as sent (ciphertexts stay
+            // ciphertexts) rather than buffer a body no field can be found in.
+            self.skip(&state, Skipped::Encoded);
+            return Action::Continue;
         }
+        palisade_glue::remove_header(MapType::HttpResponseHeaders, "content-length");
         Action::Continue
     }
 
@@ -234,9 +256,7 @@ impl HttpContext for EncryptionHttp {
         let Some(state) = self.state.clone().filter(|_| self.decrypt_body.is_some()) else { return Action::Continue };
         if body_size > state.policy.max_body_bytes() {
             // Too large to buffer: pass it on as it is (ciphertexts stay ciphertexts).
-            self.decrypt_body = None;
-            state.metrics.responses_too_large.inc();
-            self.audit(AuditDecision::Allow, "response_too_large", None, None);
+            self.skip(&state, Skipped::TooLarge);
             return Action::Continue;
         }
         if !end_of_stream {
@@ -311,6 +331,13 @@ impl EncryptionHttp {
             }
             Err(refusal) => self.refuse(state, &refusal),
         }
+    }
+
+    /// Passes the response body on untouched, counted and audited.
+    fn skip(&mut self, state: &State, skipped: Skipped) {
+        self.decrypt_body = None;
+        state.metrics.count_skipped(skipped);
+        self.audit(AuditDecision::Allow, skipped.code(), None, None);
     }
 
     fn refuse(&mut self, state: &State, refusal: &Refusal) -> Action {

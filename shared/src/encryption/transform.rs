@@ -43,11 +43,13 @@ pub enum Refusal {
     },
     /// Randomness or the usage counter was unavailable (503).
     Unavailable,
+    /// The body has a content coding (gzip, br, ...): its fields cannot be read (415).
+    EncodedBody,
 }
 
 impl Refusal {
     /// Every code [`Refusal::code`] can return, for defining counters up front.
-    pub const CODES: [&'static str; 9] = [
+    pub const CODES: [&'static str; 10] = [
         "invalid_json",
         "body_too_large",
         "missing_field",
@@ -57,6 +59,7 @@ impl Refusal {
         "record_id_missing",
         "key_exhausted",
         "encryption_unavailable",
+        "unsupported_content_encoding",
     ];
 
     /// Stable snake_case code, used in the reply, metrics and audit lines.
@@ -71,6 +74,7 @@ impl Refusal {
             Refusal::RecordIdMissing(_) => "record_id_missing",
             Refusal::KeyExhausted { .. } => "key_exhausted",
             Refusal::Unavailable => "encryption_unavailable",
+            Refusal::EncodedBody => "unsupported_content_encoding",
         }
     }
 
@@ -79,6 +83,7 @@ impl Refusal {
         match self {
             Refusal::BodyTooLarge(_) => 413,
             Refusal::ContextMissing(_) => 403,
+            Refusal::EncodedBody => 415,
             Refusal::KeyExhausted { .. } | Refusal::Unavailable => 503,
             _ => 400,
         }
@@ -110,6 +115,7 @@ impl Refusal {
             }
             Refusal::KeyExhausted { .. } => "encryption key usage limit reached".to_string(),
             Refusal::Unavailable => "encryption is unavailable".to_string(),
+            Refusal::EncodedBody => "request body must not have a content coding (gzip, br, ...)".to_string(),
         };
         LocalReply::json(self.status(), self.code(), &message).with_details(format!("palisade_fe_{}", self.code()))
     }
@@ -158,6 +164,8 @@ pub enum Skipped {
     NotJson,
     /// Larger than `max_body_bytes`.
     TooLarge,
+    /// Sent with a content coding (gzip, br, ...) although the request asked for none.
+    Encoded,
 }
 
 impl Skipped {
@@ -166,6 +174,7 @@ impl Skipped {
         match self {
             Skipped::NotJson => "response_not_json",
             Skipped::TooLarge => "response_too_large",
+            Skipped::Encoded => "response_encoded",
         }
     }
 }
@@ -724,6 +733,10 @@ mod tests {
             assert_eq!(json["error"], refusal.code());
             assert!(Refusal::CODES.contains(&refusal.code()));
         }
+        // Refused by the glue before the body, on the request's `content-encoding`.
+        let coded = Refusal::EncodedBody;
+        assert_eq!((coded.status(), coded.code()), (415, "unsupported_content_encoding"));
+        assert!(Refusal::CODES.contains(&coded.code()));
         let deep = format!("{{\"email\":\"a\",\"x\":{}{}}}", "[".repeat(200), "]".repeat(200));
         assert_eq!(encrypt(&policy, &deep, &alice).unwrap_err(), Refusal::InvalidJson);
         let small = policy_with(|c| c["max_body_bytes"] = 20.into());

@@ -45,7 +45,7 @@ use serde::Serialize;
 use crate::audit::{AuditDecision, AuditEvent};
 use crate::config::{from_json, ConfigError};
 use crate::decision::LocalReply;
-use crate::http::RequestView;
+use crate::http::{has_content_coding, RequestView};
 use config::{Modes, RoutePolicy};
 use json::{ScanError, StrRole};
 
@@ -273,8 +273,19 @@ fn check_content_type(
     // Content-Type is a singleton (RFC 9110): with two, this filter reads the first and a
     // backend may read the last, inspecting the body as something it is not.
     let repeated = request.headers.get_all("content-type").nth(1).is_some();
-    (!listed || schema_needs_json || fields_unreadable || repeated)
-        && report(Violation::new(Rule::UnsupportedContentType, Place::Header).field("content-type"))
+    if !listed || schema_needs_json || fields_unreadable || repeated {
+        return report(Violation::new(Rule::UnsupportedContentType, Place::Header).field("content-type"));
+    }
+    // A coded body (gzip, br, ...) cannot be inspected as sent, and a backend may decode it
+    // before use: a body this route inspects must come uncoded (RFC 9110's 415 covers codings).
+    let inspected = match kind {
+        BodyKind::Json => true,
+        BodyKind::Form | BodyKind::Multipart(_) => route.injection.any_at(Location::Form),
+        BodyKind::Other => false,
+    };
+    inspected
+        && has_content_coding(&request.headers)
+        && report(Violation::new(Rule::UnsupportedContentType, Place::Header).field("content-encoding"))
 }
 
 /// An audit line for a violation: the shared event plus where it was found. No payload.

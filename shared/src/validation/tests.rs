@@ -250,6 +250,35 @@ fn multipart_fields_are_checked_like_form_fields() {
 }
 
 #[test]
+fn an_inspected_body_must_come_uncoded() {
+    // gzip bytes hide every field from the checks, and a backend may inflate them before use.
+    let v = validator(
+        r#"{"routes":[{"match":{"path":{"prefix":"/raw"}},"injection":{"sqli":[],"xss":[],"path_traversal":[]}},{}]}"#,
+    );
+    let with = |path: &str, content_type: &str, coding: &str| {
+        request("POST", path, &[("content-type", content_type), ("content-encoding", coding)])
+    };
+    let refused = |req: &RequestView, body: &[u8]| {
+        let (status, findings) = run(&v, req, Some(body), 1);
+        let rejection = findings.rejection.unwrap();
+        assert_eq!((status, rejection.rule), (Some(415), Rule::UnsupportedContentType));
+        assert_eq!(rejection.location(), "header.content-encoding");
+    };
+    let gzip_bytes = b"\x1f\x8b\x08\x00\x00\x00\x00\x00\x00\x03";
+    refused(&with("/form", "application/x-www-form-urlencoded", "gzip"), gzip_bytes);
+    refused(&with("/json", "application/json", "br"), gzip_bytes);
+    refused(&with("/json", "application/json", "identity, gzip"), gzip_bytes);
+    refused(&with("/upload", &format!("multipart/form-data; boundary={BOUNDARY}"), "deflate"), gzip_bytes);
+    // `identity` is no coding; a body this route does not inspect may be coded.
+    assert_eq!(run(&v, &with("/form", "application/x-www-form-urlencoded", "identity"), Some(b"a=1"), 1).0, None);
+    assert_eq!(run(&v, &with("/upload", "application/octet-stream", "gzip"), Some(gzip_bytes), 1).0, None);
+    assert_eq!(run(&v, &with("/raw", "application/x-www-form-urlencoded", "gzip"), Some(gzip_bytes), 1).0, None);
+    // No body, nothing to inspect.
+    let (status, _) = run(&v, &with("/form", "application/json", "gzip"), None, 1);
+    assert_eq!(status, None);
+}
+
+#[test]
 fn shadow_mode_counts_but_passes() {
     let v = validator(r#"{"mode":"shadow","routes":[{"limits":{"max_body_bytes":10}}]}"#);
     let req = request("GET", "/?q=%3Cscript%3Ealert(1)%3C/script%3E&id=1%20OR%201=1", &[]);
