@@ -245,7 +245,8 @@ fn media_type(request: &RequestView) -> Option<String> {
 /// How a body of media type `media` (from [`media_type`]) is inspected.
 fn body_kind(request: &RequestView, media: Option<&str>) -> BodyKind {
     match media {
-        Some("application/json") => BodyKind::Json,
+        // `text/json` too: ASP.NET Core's JSON input formatter reads it.
+        Some("application/json" | "text/json") => BodyKind::Json,
         Some(media) if media.ends_with("+json") => BodyKind::Json,
         Some("application/x-www-form-urlencoded") => BodyKind::Form,
         Some("multipart/form-data") => request

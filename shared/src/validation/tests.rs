@@ -250,6 +250,18 @@ fn multipart_fields_are_checked_like_form_fields() {
 }
 
 #[test]
+fn every_json_media_type_is_read_as_json() {
+    let v = validator(r#"{"routes":[{}]}"#);
+    let sqli = br#"{"q":"1' OR '1'='1' --"}"#;
+    for media in ["application/json", "text/json", "application/problem+json", "Text/JSON; charset=utf-8"] {
+        let req = request("POST", "/search", &[("content-type", media)]);
+        let (status, findings) = run(&v, &req, Some(sqli), 1);
+        assert_eq!((status, findings.rejection.map(|r| r.rule)), (Some(400), Some(Rule::Sqli)), "{media}");
+        assert_eq!(run(&v, &req, Some(b"{\"q\":"), 1).0, Some(400), "{media}: syntax checked");
+    }
+}
+
+#[test]
 fn an_inspected_body_must_come_uncoded() {
     // gzip bytes hide every field from the checks, and a backend may inflate them before use.
     let v = validator(
