@@ -336,3 +336,21 @@ fn a_coded_body_is_refused_where_the_body_is_inspected() {
     assert_eq!(stats.wasmcustom("palisade.request_validation.unsupported_content_type.rejected"), Some(2));
     assert_eq!(stats.counter("cluster.echo.upstream_rq_200"), Some(1));
 }
+
+#[test]
+fn json_sent_under_another_content_type_is_checked_as_json() {
+    // Many backends decode the body as JSON whatever the content-type (Go's json.Decoder).
+    let echo = EchoServer::start().unwrap();
+    let envoy = Envoy::start("request_validation_undeclared_json", &config(echo.addr(), None)).unwrap();
+    let send = |content_type: &str, body: &str| {
+        envoy.send(&Request::post("/search", body.to_string()).header("content-type", content_type)).unwrap()
+    };
+    let body = assert_rejected(&send("text/plain", r#"{"q": "1' OR '1'='1' --"}"#), 400, "sqli");
+    assert_eq!(body["errors"], json!(["/q"]));
+    assert_rejected(&send("application/octet-stream", r#"[{"bio": "<script>alert(1)</script>"}]"#), 400, "xss");
+    // Text that is not JSON is size-checked only, as before.
+    let prose = "She said: select the union of both sets, 1' OR '1'='1' -- and left.";
+    let response = send("text/plain", prose);
+    assert_eq!(response.status, 200, "{}", response.text());
+    assert_eq!(response.echoed().unwrap().body.as_deref(), Some(prose));
+}

@@ -184,7 +184,7 @@ impl Validator {
                 rec.run(|r| route.injection.check_pairs(Location::Form, &text, r));
             }
             BodyKind::Multipart(boundary) => check_multipart_body(route, body, &boundary, &mut rec),
-            BodyKind::Other => {}
+            BodyKind::Other => check_undeclared_json(route, body, &mut rec),
         }
         rec.findings
     }
@@ -233,6 +233,32 @@ fn check_json_body(route: &RoutePolicy, body: &[u8], rec: &mut Recorder<'_>) {
             rec.report(Violation::new(Rule::JsonLimit, Place::Json).errors(vec![format!("{at}: {limit}")]));
         }
     }
+}
+
+/// A body of another media type (or none) that is a JSON object or array. Many backends parse
+/// a body as JSON whatever its `content-type` says (Go's `json.NewDecoder(r.Body)`, Flask's
+/// `get_json(force=True)`), so declaring `text/plain` must not carry a payload past the
+/// checks: its strings are checked as a JSON body's are, within the `json` limits. A body that
+/// is not JSON at all is size-checked only, as before; the schema applies to declared JSON only.
+fn check_undeclared_json(route: &RoutePolicy, body: &[u8], rec: &mut Recorder<'_>) {
+    let looks_like_json = body.iter().find(|b| !b.is_ascii_whitespace()).is_some_and(|b| matches!(b, b'{' | b'['));
+    if !looks_like_json || !route.injection.any_at(Location::Json) {
+        return;
+    }
+    // The whole document first: only one a backend would parse as JSON is reported on.
+    match json::scan(body, &route.json, &mut |_, _, _| true) {
+        Ok(()) => {}
+        Err(ScanError::Limit(at, limit)) => {
+            let at = if at.is_empty() { "/".to_string() } else { at };
+            rec.report(Violation::new(Rule::JsonLimit, Place::Json).errors(vec![format!("{at}: {limit}")]));
+            return;
+        }
+        Err(ScanError::Syntax(_) | ScanError::Stopped) => return,
+    }
+    let mut visit = |path: &[json::Segment], role: StrRole, value: &str| {
+        !route.injection.check_json(path, role, value, &mut |v| rec.report(v))
+    };
+    let _ = json::scan(body, &route.json, &mut visit);
 }
 
 /// The media type of the request body: before `;`, trimmed, lower case.

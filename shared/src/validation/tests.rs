@@ -262,6 +262,34 @@ fn every_json_media_type_is_read_as_json() {
 }
 
 #[test]
+fn undeclared_json_is_checked_as_json() {
+    // A Go handler decodes the body as JSON whatever the content-type says.
+    let v = validator(
+        r#"{"routes":[{"match":{"path":{"prefix":"/raw"}},"injection":{"sqli":[],"xss":[]}},{"json":{"max_depth":3}}]}"#,
+    );
+    let send = |path: &str, content_type: Option<&str>, body: &[u8]| {
+        let headers: Vec<(&str, &str)> = content_type.map(|t| ("content-type", t)).into_iter().collect();
+        let (status, findings) = run(&v, &request("POST", path, &headers), Some(body), 2);
+        (status, findings.rejection.map(|r| r.rule))
+    };
+    let sqli = br#" {"q": "1' OR '1'='1' --"}"#;
+    for content_type in [None, Some("text/plain"), Some("application/octet-stream")] {
+        assert_eq!(send("/api", content_type, sqli), (Some(400), Some(Rule::Sqli)), "{content_type:?}");
+        assert_eq!(
+            send("/api", content_type, br#"[{"x": "<script>alert(1)</script>"}]"#),
+            (Some(400), Some(Rule::Xss))
+        );
+        assert_eq!(send("/api", content_type, br#"{"a": [[[1]]]}"#), (Some(400), Some(Rule::JsonLimit)));
+        // Benign JSON, text that is not JSON, and broken JSON pass as before.
+        assert_eq!(send("/api", content_type, br#"{"name": "O'Brien"}"#), (None, None));
+        assert_eq!(send("/api", content_type, b"1' OR '1'='1' -- in prose"), (None, None));
+        assert_eq!(send("/api", content_type, br#"{"q": "1' OR '1'='1' --" trailing"#), (None, None));
+    }
+    // A route that checks no JSON location leaves it alone.
+    assert_eq!(send("/raw", Some("text/plain"), sqli), (None, None));
+}
+
+#[test]
 fn an_inspected_body_must_come_uncoded() {
     // gzip bytes hide every field from the checks, and a backend may inflate them before use.
     let v = validator(
