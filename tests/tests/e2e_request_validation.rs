@@ -354,3 +354,22 @@ fn json_sent_under_another_content_type_is_checked_as_json() {
     assert_eq!(response.status, 200, "{}", response.text());
     assert_eq!(response.echoed().unwrap().body.as_deref(), Some(prose));
 }
+
+#[test]
+fn a_method_override_header_must_name_an_allowed_method() {
+    // Frameworks let a POST act as the method an override header names: on a route that
+    // allows GET and POST, a POST that asks to be a DELETE is refused like a DELETE.
+    let echo = EchoServer::start().unwrap();
+    let envoy = Envoy::start("request_validation_method_override", &config(echo.addr(), None)).unwrap();
+    let post = |header: &str, method: &str| {
+        envoy.send(&Request::post("/api/orders", "").json(&order()).header(header, method)).unwrap()
+    };
+    let response = post("x-http-method-override", "DELETE");
+    let body = assert_rejected(&response, 405, "method_not_allowed");
+    assert_eq!(body["errors"], json!(["header.x-http-method-override"]));
+    assert_eq!(response.header("allow"), Some("GET, POST"));
+    assert_rejected(&post("x-http-method", "put"), 405, "method_not_allowed");
+    assert_eq!(post("x-http-method-override", "GET").status, 200);
+    let stats = envoy.stats().unwrap();
+    assert_eq!(stats.wasmcustom("palisade.request_validation.method_not_allowed.rejected"), Some(2));
+}

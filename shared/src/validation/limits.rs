@@ -10,6 +10,11 @@ use crate::route::compile_methods;
 /// Largest `max_body_bytes` accepted: Envoy buffers the body in memory.
 const MAX_BODY_LIMIT: usize = 1 << 30;
 
+/// Headers through which many frameworks let a request act as another method (Express's
+/// method-override, ASP.NET Core's HttpMethodOverride, Symfony, Spring's filter for forms):
+/// the method they name must be allowed too, or a POST would do what `methods` forbids.
+const METHOD_OVERRIDE_HEADERS: [&str; 3] = ["x-http-method-override", "x-http-method", "x-method-override"];
+
 /// Compiled `limits`.
 #[derive(Debug, Clone)]
 pub struct Limits {
@@ -56,11 +61,19 @@ impl Limits {
     /// Every header-phase limit, in a fixed order; calls `report` for each violation until it
     /// returns true (stop).
     pub fn check(&self, request: &RequestView, report: &mut dyn FnMut(Violation) -> bool) {
-        if !self.methods.is_empty()
-            && !self.methods.contains(&request.method)
-            && report(Violation::new(Rule::MethodNotAllowed, Place::Method))
-        {
-            return;
+        if !self.methods.is_empty() {
+            if !self.methods.contains(&request.method) && report(Violation::new(Rule::MethodNotAllowed, Place::Method))
+            {
+                return;
+            }
+            // Frameworks upper-case the named method before using it.
+            let forbidden = |value: &str| !self.methods.iter().any(|m| m.eq_ignore_ascii_case(value.trim()));
+            let overridden = METHOD_OVERRIDE_HEADERS.iter().find(|name| request.headers.get_all(name).any(&forbidden));
+            if let Some(name) = overridden {
+                if report(Violation::new(Rule::MethodNotAllowed, Place::Header).field(name)) {
+                    return;
+                }
+            }
         }
         if request.path_only().len() > self.max_path_bytes && report(Violation::new(Rule::PathTooLong, Place::Path)) {
             return;
@@ -199,6 +212,16 @@ mod tests {
         assert_eq!(rule(&l, &request("PUT", "/", &[])), Some(Rule::MethodNotAllowed));
         assert_eq!(rule(&l, &request("get", "/", &[])), Some(Rule::MethodNotAllowed));
         assert_eq!(rule(&limits("{}"), &request("PURGE", "/", &[])), None);
+        // A method named in an override header must be allowed too.
+        for name in METHOD_OVERRIDE_HEADERS {
+            let overriding = |method: &str| request("POST", "/", &[("accept", "*/*"), (name, method)]);
+            assert_eq!(rule(&l, &overriding("DELETE")), Some(Rule::MethodNotAllowed), "{name}");
+            assert_eq!(rule(&l, &overriding(" delete ")), Some(Rule::MethodNotAllowed), "{name}");
+            assert_eq!(rule(&l, &overriding("get")), None, "{name}: GET is allowed, in any case");
+            assert_eq!(rule(&limits("{}"), &overriding("DELETE")), None, "{name}: no methods, no check");
+        }
+        let twice = request("POST", "/", &[("x-http-method-override", "GET"), ("X-HTTP-Method-Override", "PATCH")]);
+        assert_eq!(rule(&l, &twice), Some(Rule::MethodNotAllowed), "every value counts");
     }
 
     #[test]
