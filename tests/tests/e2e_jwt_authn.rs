@@ -130,6 +130,21 @@ fn native_config(jwks: &Value) -> Value {
     })
 }
 
+/// One worker running the filter alone with `config` (the HMAC secret in its environment), in
+/// front of `echo`.
+fn start_alone(name: &str, echo: &EchoServer, config: &Value) -> Envoy {
+    let envoy_config = EnvoyConfig::new().concurrency(1).cluster(Cluster::new("echo", echo.addr())).listener(
+        Listener::new("main")
+            .filter(
+                WasmFilter::palisade("jwt-authn", &config.to_string())
+                    .unwrap()
+                    .env(SECRET_VAR, std::str::from_utf8(SECRET).unwrap()),
+            )
+            .route(Route::to_cluster("default", PathMatch::prefix("/"), "echo")),
+    );
+    Envoy::start(name, &envoy_config).unwrap()
+}
+
 fn bearer(path: &str, token: &str) -> Request {
     Request::get(path).header("authorization", &format!("Bearer {token}"))
 }
@@ -379,16 +394,7 @@ fn a_claim_holding_cr_lf_writes_no_header_upstream() {
         "rules": [{"match": {"path": {"prefix": "/"}}, "requires": {"provider": "internal"}}],
         "identity_headers": true
     });
-    let envoy_config = EnvoyConfig::new().concurrency(1).cluster(Cluster::new("echo", echo.addr())).listener(
-        Listener::new("main")
-            .filter(
-                WasmFilter::palisade("jwt-authn", &config.to_string())
-                    .unwrap()
-                    .env(SECRET_VAR, std::str::from_utf8(SECRET).unwrap()),
-            )
-            .route(Route::to_cluster("default", PathMatch::prefix("/"), "echo")),
-    );
-    let envoy = Envoy::start("jwt_authn_crlf_claims", &envoy_config).unwrap();
+    let envoy = start_alone("jwt_authn_crlf_claims", &echo, &config);
     let claims = json!({"iss": INTERNAL, "sub": "alice\r\nx-injected: sub", "client": "web\r\nx-injected: client",
                         "exp": now() + 60});
     let token = HS256Key::from_bytes(SECRET).authenticate(claims_of(claims)).unwrap();
@@ -413,16 +419,7 @@ fn a_host_rule_holds_for_the_host_with_a_trailing_dot() {
         "rules": [{"match": {"host": "admin.example.com"}, "requires": {"provider": "internal"}},
                   {"match": {}, "requires": "none"}]
     });
-    let envoy_config = EnvoyConfig::new().concurrency(1).cluster(Cluster::new("echo", echo.addr())).listener(
-        Listener::new("main")
-            .filter(
-                WasmFilter::palisade("jwt-authn", &config.to_string())
-                    .unwrap()
-                    .env(SECRET_VAR, std::str::from_utf8(SECRET).unwrap()),
-            )
-            .route(Route::to_cluster("default", PathMatch::prefix("/"), "echo")),
-    );
-    let envoy = Envoy::start("jwt_authn_trailing_dot_host", &envoy_config).unwrap();
+    let envoy = start_alone("jwt_authn_trailing_dot_host", &echo, &config);
     let token = HS256Key::from_bytes(SECRET)
         .authenticate(claims_of(json!({"iss": INTERNAL, "sub": "ops", "exp": now() + 60})))
         .unwrap();
