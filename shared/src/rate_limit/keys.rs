@@ -185,12 +185,6 @@ impl ClientIpPrefix {
     }
 }
 
-impl Default for ClientIpPrefix {
-    fn default() -> Self {
-        Self { v4: 32, v6: 64 }
-    }
-}
-
 /// A client's network, written as Envoy's `masked_remote_address` descriptor value:
 /// `203.0.113.9/32`, `2001:db8:1:2::/64`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -269,8 +263,13 @@ mod tests {
         }
     }
 
+    /// The config's defaults: whole IPv4 addresses, IPv6 /64s.
+    fn usual() -> ClientIpPrefix {
+        ClientIpPrefix::new(32, 64, "p").unwrap()
+    }
+
     fn client_net(request: &RequestView) -> Option<ClientNet> {
-        crate::http::client_ip(request, 0).map(|ip| ClientIpPrefix::default().network(ip))
+        crate::http::client_ip(request, 0).map(|ip| usual().network(ip))
     }
 
     fn source(json: &str) -> Result<KeySource, ConfigError> {
@@ -307,7 +306,7 @@ mod tests {
     #[test]
     fn client_networks_cut_addresses_to_the_prefix() {
         let net = |prefix: ClientIpPrefix, ip: &str| prefix.network(ip.parse().unwrap()).to_string();
-        let default = ClientIpPrefix::default();
+        let default = usual();
         assert_eq!(net(default, "203.0.113.9"), "203.0.113.9/32");
         assert_eq!(net(default, "::ffff:203.0.113.9"), "203.0.113.9/32", "IPv4-mapped is the IPv4 client");
         // Two addresses of one /64 are one client; the next /64 is another.
