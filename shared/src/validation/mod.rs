@@ -229,10 +229,15 @@ fn check_json_body(route: &RoutePolicy, body: &[u8], rec: &mut Recorder<'_>) {
             rec.report(Violation::new(Rule::InvalidJson, Place::Body));
         }
         Err(ScanError::Limit(at, limit)) => {
-            let at = if at.is_empty() { "/".to_string() } else { at };
-            rec.report(Violation::new(Rule::JsonLimit, Place::Json).errors(vec![format!("{at}: {limit}")]));
+            rec.report(json_limit(at, limit));
         }
     }
+}
+
+/// The violation for a `json` limit exceeded at the pointer `at` (empty: the root).
+fn json_limit(at: String, limit: &str) -> Violation {
+    let at = if at.is_empty() { "/".to_string() } else { at };
+    Violation::new(Rule::JsonLimit, Place::Json).errors(vec![format!("{at}: {limit}")])
 }
 
 /// A body of another media type (or none) that is a JSON object or array. Many backends parse
@@ -249,8 +254,7 @@ fn check_undeclared_json(route: &RoutePolicy, body: &[u8], rec: &mut Recorder<'_
     match json::scan(body, &route.json, &mut |_, _, _| true) {
         Ok(()) => {}
         Err(ScanError::Limit(at, limit)) => {
-            let at = if at.is_empty() { "/".to_string() } else { at };
-            rec.report(Violation::new(Rule::JsonLimit, Place::Json).errors(vec![format!("{at}: {limit}")]));
+            rec.report(json_limit(at, limit));
             return;
         }
         Err(ScanError::Syntax(_) | ScanError::Stopped) => return,
